@@ -1,0 +1,326 @@
+"""Parsing and validating the TOML policy manifest (the contract's "The policy manifest").
+
+`parse_manifest` either returns a Manifest or raises ManifestError listing every error by key path: a policy
+owner fixes a file once, not once per error.
+"""
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from policies.methods import METHODS
+from policies.roles import AUDIENCES, ROLES, TRIGGERS
+
+DEFAULT_MAX_CASCADE_DEPTH = 3
+REVERSIBILITY_CLASSES = ("full", "partial", "irreversible")
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class ManifestError(Exception):
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+@dataclass(frozen=True)
+class SignoffRequirement:
+    role: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Compensation:
+    notify: str
+    template: str
+
+
+@dataclass(frozen=True)
+class ActionTypePolicy:
+    name: str
+    reversibility: str
+    method: str | None
+    reversal: Mapping[str, Any]
+    window: timedelta | None
+    window_text: str | None
+    prerequisites: tuple[str, ...]
+    side_effects: tuple[str, ...]
+    compensations: tuple[Compensation, ...]
+    cascades_to: tuple[str, ...]
+    amount_field: str | None
+
+    @property
+    def operation(self) -> str:
+        return str(self.reversal.get("operation", ""))
+
+
+@dataclass(frozen=True)
+class TriggerPolicy:
+    name: str
+    signoffs: tuple[SignoffRequirement, ...]
+    requested_by: tuple[str, ...]
+    max_cascade_depth: int
+    notify: tuple[str, ...]
+    reference_required: bool
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: str
+    integrators: Mapping[str, Mapping[str, Any]]
+    communications: Mapping[str, tuple[str, ...]]
+    action_types: Mapping[str, ActionTypePolicy]
+    triggers: Mapping[str, TriggerPolicy]
+    window_expired_signoffs: tuple[SignoffRequirement, ...]
+
+    def action_type(self, name: str) -> ActionTypePolicy | None:
+        return self.action_types.get(name)
+
+    def signing_roles(self, trigger: str) -> tuple[str, ...]:
+        policy = self.triggers.get(trigger)
+        return tuple(s.role for s in policy.signoffs) if policy else ()
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 60s, 15m, 12h or 30d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _key(name: str) -> str:
+    return f'"{name}"' if not re.fullmatch(r"[A-Za-z0-9_-]+", name) else name
+
+
+class _Checker:
+    """Collects errors by key path while walking the raw TOML tables."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}: {message}")
+
+    def unknown(self, path: str, table: Mapping[str, Any], allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                self.error(f"{path}.{_key(key)}" if path else _key(key), "unknown key")
+
+    def table(self, path: str, value: Any) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            self.error(path, "must be a table")
+            return {}
+        return value
+
+    def strings(self, path: str, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.error(path, "must be a list of non-empty strings")
+            return ()
+        return tuple(value)
+
+    def signoffs(self, path: str, value: Any, *, required: bool) -> tuple[SignoffRequirement, ...]:
+        if value is None or value == []:
+            if required:
+                self.error(path, "at least one sign-off is required")
+            return ()
+        if not isinstance(value, list):
+            self.error(path, "must be a list of { role, count } tables")
+            return ()
+        result = []
+        for index, item in enumerate(value):
+            item_path = f"{path}[{index}]"
+            if not isinstance(item, dict):
+                self.error(item_path, "must be a { role, count } table")
+                continue
+            self.unknown(item_path, item, {"role", "count"})
+            role, count = item.get("role"), item.get("count", 1)
+            if role not in ROLES or role in ("integrator", "auditor"):
+                self.error(f"{item_path}.role", f"{role!r} is not a signing role")
+                continue
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                self.error(f"{item_path}.count", "must be a whole number of at least 1")
+                continue
+            result.append(SignoffRequirement(role=role, count=count))
+        return tuple(result)
+
+
+def parse_manifest(text: str) -> tuple[Manifest, dict[str, Any]]:
+    """The validated manifest and the raw TOML document it came from."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError([f"(file): not valid TOML: {exc}"]) from None
+    return build_manifest(raw), raw
+
+
+def build_manifest(raw: Mapping[str, Any]) -> Manifest:
+    check = _Checker()
+    check.unknown("", raw, {"version", "integrators", "communications", "action_types", "triggers", "window_expired"})
+
+    version = raw.get("version")
+    if not isinstance(version, str) or not version:
+        check.error("version", "a non-empty string label is required")
+
+    integrators: dict[str, Mapping[str, Any]] = {}
+    for key, value in check.table("integrators", raw.get("integrators", {})).items():
+        path = f"integrators.{_key(key)}"
+        table = check.table(path, value)
+        check.unknown(path, table, {"reversal_url", "notify_url", "secret_env"})
+        for url_key in ("reversal_url", "notify_url"):
+            url = table.get(url_key)
+            if url is not None and (not isinstance(url, str) or not re.match(r"^https?://", url)):
+                check.error(f"{path}.{url_key}", "must be an http(s) URL")
+        if not isinstance(table.get("secret_env"), str) or not table.get("secret_env"):
+            check.error(f"{path}.secret_env", "the name of the environment variable holding the secret is required")
+        integrators[key] = dict(table)
+
+    communications_raw = check.table("communications", raw.get("communications", {}))
+    check.unknown("communications", communications_raw, {"internal", "regulator"})
+    communications = {
+        audience: check.strings(f"communications.{audience}", communications_raw.get(audience))
+        for audience in ("internal", "regulator")
+    }
+
+    action_types_raw = check.table("action_types", raw.get("action_types", {}))
+    action_types: dict[str, ActionTypePolicy] = {}
+    for name, value in action_types_raw.items():
+        path = f"action_types.{_key(name)}"
+        table = check.table(path, value)
+        check.unknown(
+            path,
+            table,
+            {
+                "reversibility",
+                "reversal",
+                "window",
+                "prerequisites",
+                "side_effects",
+                "compensations",
+                "cascades_to",
+                "amount_field",
+            },
+        )
+        reversibility = table.get("reversibility")
+        if reversibility not in REVERSIBILITY_CLASSES:
+            check.error(f"{path}.reversibility", f"must be one of {', '.join(REVERSIBILITY_CLASSES)}")
+        reversal = table.get("reversal")
+        method = None
+        if reversal is None:
+            if reversibility != "irreversible":
+                check.error(f"{path}.reversal", "a { method = ... } table is required unless irreversible")
+            reversal = {}
+        elif not isinstance(reversal, dict):
+            check.error(f"{path}.reversal", 'must be a table such as { method = "webhook", ... }')
+            reversal = {}
+        else:
+            method = reversal.get("method")
+            if method not in METHODS:
+                check.error(
+                    f"{path}.reversal.method",
+                    f"unknown method {method!r} (expected one of {', '.join(sorted(METHODS))})",
+                )
+                method = None
+            else:
+                for sub, message in METHODS[method].validate(reversal, raw):
+                    check.error(f"{path}.reversal.{sub}", message)
+        window, window_text = None, table.get("window")
+        if window_text is not None:
+            try:
+                window = parse_duration(window_text) if isinstance(window_text, str) else None
+                if window is None:
+                    raise ValueError('must be a string such as "30d"')
+            except ValueError as exc:
+                check.error(f"{path}.window", str(exc))
+        compensations = []
+        for index, item in enumerate(table.get("compensations", []) or []):
+            item_path = f"{path}.compensations[{index}]"
+            if not isinstance(item, dict):
+                check.error(item_path, "must be a { notify, template } table")
+                continue
+            check.unknown(item_path, item, {"notify", "template"})
+            if item.get("notify") not in ("customer", "internal"):
+                check.error(f"{item_path}.notify", 'must be "customer" or "internal"')
+            elif not isinstance(item.get("template"), str) or not item.get("template"):
+                check.error(f"{item_path}.template", "a template name is required")
+            else:
+                compensations.append(Compensation(notify=item["notify"], template=item["template"]))
+        amount_field = table.get("amount_field")
+        if amount_field is not None and not isinstance(amount_field, str):
+            check.error(f"{path}.amount_field", "must be a payload field name")
+            amount_field = None
+        action_types[name] = ActionTypePolicy(
+            name=name,
+            reversibility=str(reversibility),
+            method=method,
+            reversal=dict(reversal),
+            window=window,
+            window_text=window_text if window is not None else None,
+            prerequisites=check.strings(f"{path}.prerequisites", table.get("prerequisites")),
+            side_effects=check.strings(f"{path}.side_effects", table.get("side_effects")),
+            compensations=tuple(compensations),
+            cascades_to=check.strings(f"{path}.cascades_to", table.get("cascades_to")),
+            amount_field=amount_field,
+        )
+    for name, policy in action_types.items():
+        for index, target in enumerate(policy.cascades_to):
+            if target not in action_types:
+                check.error(
+                    f"action_types.{_key(name)}.cascades_to[{index}]", f"{target!r} is not a declared action type"
+                )
+
+    triggers: dict[str, TriggerPolicy] = {}
+    for name, value in check.table("triggers", raw.get("triggers", {})).items():
+        path = f"triggers.{_key(name)}"
+        if name not in TRIGGERS:
+            check.error(path, f"unknown trigger (expected one of {', '.join(TRIGGERS)})")
+            continue
+        table = check.table(path, value)
+        check.unknown(path, table, {"signoffs", "requested_by", "max_cascade_depth", "notify", "reference_required"})
+        requested_by = check.strings(f"{path}.requested_by", table.get("requested_by"))
+        for index, role in enumerate(requested_by):
+            if role not in ROLES:
+                check.error(f"{path}.requested_by[{index}]", f"{role!r} is not a role")
+        if not requested_by:
+            check.error(f"{path}.requested_by", "at least one role must be allowed to request it")
+        depth = table.get("max_cascade_depth", DEFAULT_MAX_CASCADE_DEPTH)
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+            check.error(f"{path}.max_cascade_depth", "must be a whole number of at least 0")
+            depth = DEFAULT_MAX_CASCADE_DEPTH
+        notify = check.strings(f"{path}.notify", table.get("notify"))
+        for index, audience in enumerate(notify):
+            if audience not in AUDIENCES:
+                check.error(f"{path}.notify[{index}]", f"must be one of {', '.join(AUDIENCES)}")
+        reference_required = table.get("reference_required", False)
+        if not isinstance(reference_required, bool):
+            check.error(f"{path}.reference_required", "must be true or false")
+            reference_required = False
+        triggers[name] = TriggerPolicy(
+            name=name,
+            signoffs=check.signoffs(f"{path}.signoffs", table.get("signoffs"), required=True),
+            requested_by=requested_by,
+            max_cascade_depth=depth,
+            notify=notify,
+            reference_required=reference_required,
+        )
+
+    window_expired_raw = check.table("window_expired", raw.get("window_expired", {}))
+    check.unknown("window_expired", window_expired_raw, {"extra_signoffs"})
+    window_expired_signoffs = check.signoffs(
+        "window_expired.extra_signoffs", window_expired_raw.get("extra_signoffs"), required=False
+    )
+
+    if check.errors:
+        raise ManifestError(check.errors)
+    return Manifest(
+        version=str(version),
+        integrators=integrators,
+        communications=communications,
+        action_types=action_types,
+        triggers=triggers,
+        window_expired_signoffs=window_expired_signoffs,
+    )

@@ -1,0 +1,29 @@
+"""Turns domain exceptions into the contract's error responses and audits refused callers."""
+
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from audit.services import actor_name, record_standalone_event
+from rollback_console.errors import DomainError, Invalid
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    request = context.get("request")
+    if isinstance(exc, Invalid):
+        return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DomainError):
+        return Response({"detail": exc.message}, status=exc.status_code)
+    if isinstance(exc, exceptions.PermissionDenied | exceptions.NotAuthenticated) and request is not None:
+        kind = "auth.forbidden" if isinstance(exc, exceptions.PermissionDenied) else "auth.failed"
+        record_standalone_event(
+            kind,
+            actor=actor_name(getattr(request, "user", None)),
+            data={"method": request.method, "path": request.path, "reason": str(exc.detail)},
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,252 @@
+from django.conf import settings
+from django.db import models
+
+from actions.models import Action
+from policies.models import PolicyVersion
+from policies.roles import TRIGGERS
+
+
+class Trigger(models.TextChoices):
+    REVIEWER_ERROR = "reviewer_error"
+    CUSTOMER_REQUEST = "customer_request"
+    INCIDENT = "incident"
+    POLICY_REVERSAL = "policy_reversal"
+    REGULATORY_ORDER = "regulatory_order"
+
+
+assert tuple(Trigger.values) == TRIGGERS
+
+
+class RollbackState(models.TextChoices):
+    PENDING_AUTHORIZATION = "pending_authorization"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    AUTHORIZED = "authorized"
+    EXECUTING = "executing"
+    PAUSED = "paused"
+    COMMUNICATING = "communicating"
+    COMPLETED = "completed"
+    PARTIALLY_COMPLETED = "partially_completed"
+    FAILED = "failed"
+
+
+_S = RollbackState
+# Every allowed transition; a service that moves a rollback checks this table under the row lock.
+ROLLBACK_TRANSITIONS: dict[str, frozenset[str]] = {
+    _S.PENDING_AUTHORIZATION: frozenset({_S.AUTHORIZED, _S.REJECTED, _S.CANCELLED}),
+    _S.AUTHORIZED: frozenset({_S.EXECUTING, _S.CANCELLED}),
+    _S.EXECUTING: frozenset({_S.PAUSED, _S.COMMUNICATING, _S.COMPLETED, _S.PARTIALLY_COMPLETED, _S.FAILED}),
+    _S.PAUSED: frozenset({_S.EXECUTING}),
+    _S.COMMUNICATING: frozenset({_S.COMPLETED, _S.PARTIALLY_COMPLETED, _S.FAILED, _S.EXECUTING}),
+    # A person retrying or resolving what is left can still bring a finished rollback to `completed`.
+    _S.PARTIALLY_COMPLETED: frozenset({_S.EXECUTING, _S.COMMUNICATING, _S.COMPLETED}),
+    _S.FAILED: frozenset({_S.EXECUTING, _S.COMMUNICATING, _S.COMPLETED, _S.PARTIALLY_COMPLETED}),
+    _S.REJECTED: frozenset(),
+    _S.CANCELLED: frozenset(),
+    _S.COMPLETED: frozenset(),
+}
+LIVE_STATES = frozenset({_S.PENDING_AUTHORIZATION, _S.AUTHORIZED, _S.EXECUTING, _S.PAUSED, _S.COMMUNICATING})
+
+
+class Rollback(models.Model):
+    """A request to reverse one action or many, from the moment it is filed until its last step and
+    communication are done. Its target set, cascade and plan are frozen at creation (the steps)."""
+
+    trigger = models.CharField(max_length=32, choices=Trigger.choices)
+    reason = models.TextField()
+    reference = models.CharField(max_length=200, blank=True, default="")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rollbacks_requested"
+    )
+    state = models.CharField(max_length=24, choices=RollbackState.choices, default=RollbackState.PENDING_AUTHORIZATION)
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="rollbacks")
+    max_cascade_depth = models.PositiveSmallIntegerField(help_text="The depth authorized when requested.")
+    confirmed_depth = models.PositiveSmallIntegerField(
+        help_text="The depth execution may reach now: authorized plus confirmed."
+    )
+    selector = models.JSONField(null=True, blank=True)
+    plan = models.JSONField(default=dict, help_text="Frozen counts: actions, cascade, irreversible, window_expired.")
+    required_signoffs = models.JSONField(default=list, help_text="[{role, count}], the expired-window extra merged in.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["state", "trigger", "created_at"], name="rollback_queue"),
+            models.Index(fields=["requested_by", "created_at"], name="rollback_requester"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Rollback #{self.pk} ({self.trigger}, {self.state})"
+
+
+class StepOutcome(models.TextChoices):
+    PENDING = "pending"
+    REVERSED = "reversed"
+    ALREADY_REVERSED = "already_reversed"
+    NOT_REVERSIBLE = "not_reversible"
+    PREREQUISITES_UNMET = "prerequisites_unmet"
+    FAILED = "failed"
+    COMPENSATION_FAILED = "compensation_failed"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    LOOP_STOPPED = "loop_stopped"
+    MANUAL_DONE = "manual_done"
+
+
+_O = StepOutcome
+STEP_TRANSITIONS: dict[str, frozenset[str]] = {
+    _O.PENDING: frozenset(
+        {
+            _O.REVERSED,
+            _O.ALREADY_REVERSED,
+            _O.NOT_REVERSIBLE,
+            _O.PREREQUISITES_UNMET,
+            _O.FAILED,
+            _O.COMPENSATION_FAILED,
+            _O.AWAITING_CONFIRMATION,
+            _O.LOOP_STOPPED,
+        }
+    ),
+    _O.AWAITING_CONFIRMATION: frozenset({_O.PENDING}),
+    _O.FAILED: frozenset({_O.PENDING, _O.MANUAL_DONE}),
+    _O.PREREQUISITES_UNMET: frozenset({_O.PENDING, _O.MANUAL_DONE}),
+    _O.NOT_REVERSIBLE: frozenset({_O.MANUAL_DONE}),
+    _O.COMPENSATION_FAILED: frozenset({_O.MANUAL_DONE}),
+    _O.LOOP_STOPPED: frozenset({_O.MANUAL_DONE}),
+    _O.REVERSED: frozenset(),
+    _O.ALREADY_REVERSED: frozenset(),
+    _O.MANUAL_DONE: frozenset(),
+}
+FINISHED_OUTCOMES = frozenset({_O.REVERSED, _O.ALREADY_REVERSED, _O.MANUAL_DONE})
+NEEDS_PERSON_OUTCOMES = frozenset(
+    {_O.NOT_REVERSIBLE, _O.PREREQUISITES_UNMET, _O.FAILED, _O.COMPENSATION_FAILED, _O.LOOP_STOPPED}
+)
+
+
+class Step(models.Model):
+    """One action's reversal inside a rollback: its durable state is what makes execution exactly-once across
+    crashes and redeliveries. A loop arrival gets a step of its own that ends `loop_stopped`."""
+
+    rollback = models.ForeignKey(Rollback, on_delete=models.PROTECT, related_name="steps")
+    action = models.ForeignKey(Action, on_delete=models.PROTECT, related_name="rollback_steps")
+    depth = models.PositiveSmallIntegerField()
+    via = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="next_steps")
+    is_loop = models.BooleanField(default=False)
+    outcome = models.CharField(max_length=24, choices=StepOutcome.choices, default=StepOutcome.PENDING)
+    phase = models.CharField(max_length=16, blank=True, help_text="The last phase that answered ok.")
+    attempts = models.PositiveIntegerField(default=0)
+    detail = models.TextField(blank=True)
+    unmet = models.JSONField(default=list)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["depth", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rollback", "action"], condition=models.Q(is_loop=False), name="step_one_per_action"
+            ),
+        ]
+        indexes = [models.Index(fields=["rollback", "depth", "outcome"], name="step_level")]
+
+    def __str__(self) -> str:
+        return f"step {self.pk} of rollback {self.rollback_id}: action {self.action_id} {self.outcome}"
+
+
+class SignoffDecision(models.TextChoices):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class SignOff(models.Model):
+    """A signer's decision on a rollback, in the role it filled. One person signs a rollback once."""
+
+    rollback = models.ForeignKey(Rollback, on_delete=models.PROTECT, related_name="signoffs")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signoffs")
+    role = models.CharField(max_length=32)
+    decision = models.CharField(max_length=8, choices=SignoffDecision.choices)
+    comment = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [models.UniqueConstraint(fields=["rollback", "signer"], name="signoff_once_per_person")]
+
+    def __str__(self) -> str:
+        return f"{self.signer_id} {self.decision} as {self.role} on rollback {self.rollback_id}"
+
+
+class CommunicationStatus(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Communication(models.Model):
+    """A message a rollback owes someone: the customer (through the integrator's webhook), the internal team or
+    the regulator (by email). The rollback is not `completed` until each is sent."""
+
+    rollback = models.ForeignKey(Rollback, on_delete=models.PROTECT, related_name="communications")
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, null=True, blank=True, related_name="communications")
+    audience = models.CharField(max_length=16)
+    channel = models.CharField(max_length=16)  # webhook | email
+    template = models.CharField(max_length=100)
+    recipients = models.JSONField(default=list)
+    status = models.CharField(max_length=8, choices=CommunicationStatus.choices, default=CommunicationStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.audience} {self.template} ({self.status})"
+
+
+class RemediationReason(models.TextChoices):
+    NOT_REVERSIBLE = "not_reversible"
+    MANUAL_METHOD = "manual_method"
+    COMPENSATION_FAILED = "compensation_failed"
+
+
+class RemediationTask(models.Model):
+    """Work for a person: an action the workers cannot reverse, or a compensation that did not go out."""
+
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="remediation_tasks")
+    reason = models.CharField(max_length=24, choices=RemediationReason.choices)
+    instructions = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="remediations_done"
+    )
+    done_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["done_at", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.reason} for step {self.step_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a `POST /rollbacks/` carrying an Idempotency-Key, replayed to retries for 24 h."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code})"
