@@ -1,0 +1,27 @@
+"""Who holds which role, and who may act on a rollback beyond requesting and signing it."""
+
+from typing import Any
+
+from rollbacks.models import Rollback
+
+
+def user_roles(user: Any) -> frozenset[str]:
+    """The user's role names (Django groups), read once per user object."""
+    if not getattr(user, "is_authenticated", False):
+        return frozenset()
+    cached = getattr(user, "_rollback_roles", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._rollback_roles = cached
+    return cached
+
+
+def signing_roles(rollback: Rollback) -> frozenset[str]:
+    """The roles whose holders sign this rollback: the trigger's, plus an expired window's extras."""
+    return frozenset(requirement["role"] for requirement in rollback.required_signoffs)
+
+
+def holds_signing_role(user: Any, rollback: Rollback) -> bool:
+    """May confirm a cascade, cancel, retry or resolve: a holder of one of the rollback's sign-off roles who did
+    not request it (the requester may still cancel their own; see rollbacks.services.cancel_rollback)."""
+    return user.pk != rollback.requested_by_id and bool(user_roles(user) & signing_roles(rollback))

@@ -1,0 +1,102 @@
+"""The one place a rollback's state or a step's outcome changes.
+
+Each move locks the row, checks the allowed-transition table beside the state choices, saves, and writes its
+audit event, all in the caller's transaction. Services decide *when* to move; these functions make every move
+the same way.
+"""
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import record_event
+from rollback_console.errors import Conflict
+from rollbacks.models import ROLLBACK_TRANSITIONS, STEP_TRANSITIONS, Rollback, Step
+
+
+def lock_rollback(rollback_id: int) -> Rollback:
+    """The rollback, locked until the end of the current transaction."""
+    try:
+        return Rollback.objects.select_for_update().get(pk=rollback_id)
+    except Rollback.DoesNotExist:
+        raise Conflict(f"Rollback {rollback_id} does not exist.") from None
+
+
+def move_rollback(
+    rollback: Rollback,
+    to_state: str,
+    *,
+    actor: str,
+    kind: str | None = None,
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Rollback:
+    """Move a rollback the caller has locked (lock_rollback) to `to_state`, or raise Conflict."""
+    from_state = rollback.state
+    if to_state not in ROLLBACK_TRANSITIONS[from_state]:
+        raise Conflict(f"A rollback that is {from_state} cannot become {to_state}.")
+    rollback.state = to_state
+    for name, value in fields.items():
+        setattr(rollback, name, value)
+    rollback.updated_at = timezone.now()
+    rollback.save(update_fields=["state", "updated_at", *fields])
+    record_event(
+        kind or f"rollback.{to_state}",
+        actor=actor,
+        rollback_id=rollback.pk,
+        data={"from": from_state, "to": to_state, **(data or {})},
+    )
+    return rollback
+
+
+def transition_rollback(rollback_id: int, to_state: str, *, actor: str, **kwargs: Any) -> Rollback:
+    with transaction.atomic():
+        return move_rollback(lock_rollback(rollback_id), to_state, actor=actor, **kwargs)
+
+
+def lock_step(step_id: int, *, rollback_id: int | None = None) -> Step:
+    steps = Step.objects.select_for_update()
+    if rollback_id is not None:
+        steps = steps.filter(rollback_id=rollback_id)
+    try:
+        return steps.get(pk=step_id)
+    except Step.DoesNotExist:
+        raise Conflict(f"Step {step_id} does not exist in this rollback.") from None
+
+
+def move_step(
+    step: Step,
+    to_outcome: str,
+    *,
+    actor: str,
+    kind: str | None = None,
+    detail: str | None = None,
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Step:
+    """Move a step the caller has locked (lock_step) to `to_outcome`, or raise Conflict."""
+    from_outcome = step.outcome
+    if to_outcome not in STEP_TRANSITIONS[from_outcome]:
+        raise Conflict(f"A step that is {from_outcome} cannot become {to_outcome}.")
+    step.outcome = to_outcome
+    changed = ["outcome", *fields]
+    if detail is not None:
+        step.detail = detail
+        changed.append("detail")
+    for name, value in fields.items():
+        setattr(step, name, value)
+    step.save(update_fields=changed)
+    record_event(
+        kind or f"rollback.step.{to_outcome}",
+        actor=actor,
+        action_id=step.action_id,
+        rollback_id=step.rollback_id,
+        data={"step": step.pk, "from": from_outcome, "to": to_outcome, "detail": step.detail, **(data or {})},
+    )
+    return step
+
+
+def transition_step(step_id: int, to_outcome: str, *, actor: str, **kwargs: Any) -> Step:
+    with transaction.atomic():
+        return move_step(lock_step(step_id), to_outcome, actor=actor, **kwargs)
