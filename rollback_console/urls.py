@@ -7,4 +7,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("rollback_console.api_urls")),
+    path("demo-shop/", include("demo_shop.urls")),
 ]

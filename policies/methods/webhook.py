@@ -22,6 +22,26 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={t},v1={mac}"
 
 
+def verify_signature(secret: str, header: str, body: bytes, now: int | None = None, tolerance: int = 300) -> bool:
+    """Whether an `X-Rollback-Signature` header signs `body` with `secret`, its timestamp at most `tolerance`
+    seconds from `now` either way (a stale or future timestamp is refused, so a captured call cannot be replayed)."""
+    fields: dict[str, list[str]] = {}
+    for part in header.split(","):
+        key, sep, value = part.strip().partition("=")
+        if sep:
+            fields.setdefault(key, []).append(value)
+    try:
+        t = int(fields["t"][0])
+    except (KeyError, ValueError):
+        return False
+    current = int(time.time()) if now is None else now
+    if abs(current - t) > tolerance:
+        return False
+    expected = sign(secret, body, timestamp=t).rpartition("v1=")[2]
+    # Several v1 values may be sent while a secret is rotated; one matching is enough.
+    return any(hmac.compare_digest(expected, candidate) for candidate in fields.get("v1", []))
+
+
 def integrator_secret(integrator: Mapping[str, Any]) -> str:
     name = integrator["secret_env"]
     secret = os.environ.get(name, "")

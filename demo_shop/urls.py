@@ -1,0 +1,9 @@
+from django.urls import path
+
+from demo_shop import views
+
+app_name = "demo_shop"
+urlpatterns = [
+    path("reversals", views.reversals, name="reversals"),
+    path("notifications", views.notifications, name="notifications"),
+]

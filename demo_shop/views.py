@@ -1,0 +1,98 @@
+"""The demo shop's two webhook receivers. The signature is the authentication: no session, no CSRF token."""
+
+import json
+import os
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from demo_shop.models import Customer
+from demo_shop.services import (
+    KeyReused,
+    ReversalRequest,
+    answer_reversal,
+    body_digest,
+    deliver_notification,
+    id_or_none,
+)
+from policies.methods.webhook import verify_signature
+
+SECRET_ENV = "SHOP_WEBHOOK_SECRET"
+
+
+def _refused(status: int, detail: str) -> JsonResponse:
+    return JsonResponse({"status": "failed", "detail": detail}, status=status)
+
+
+def _signed_body(request: HttpRequest) -> tuple[dict[str, Any] | None, JsonResponse | None]:
+    """The JSON object a correctly signed request carries, or the response refusing it."""
+    secret = os.environ.get(SECRET_ENV, "")
+    if not secret:
+        return None, _refused(503, f"the shop has no {SECRET_ENV} configured")
+    header = request.headers.get("X-Rollback-Signature", "")
+    if not verify_signature(secret, header, request.body):
+        return None, _refused(401, "missing, invalid or stale X-Rollback-Signature")
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        return None, _refused(400, "the body is not JSON")
+    if not isinstance(body, dict):
+        return None, _refused(400, "the body must be a JSON object")
+    return body, None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@csrf_exempt
+@require_POST
+def reversals(request: HttpRequest) -> JsonResponse:
+    body, refusal = _signed_body(request)
+    if refusal is not None:
+        return refusal
+    assert body is not None
+    key = _text(request.headers.get("Idempotency-Key"))
+    if key is None:
+        return _refused(400, "Idempotency-Key header is required")
+    action = body.get("action")
+    phase, operation = _text(body.get("phase")), _text(body.get("operation"))
+    if not isinstance(action, dict) or phase is None or operation is None:
+        return _refused(400, "phase, operation and action are required")
+    external_id, subject = _text(action.get("external_id")), _text(action.get("subject"))
+    if external_id is None or subject is None:
+        return _refused(400, "action.external_id and action.subject are required")
+    reversal = ReversalRequest(
+        phase=phase,
+        operation=operation,
+        external_id=external_id,
+        subject=subject,
+        step_id=id_or_none(body.get("step_id")),
+        rollback_id=id_or_none(body.get("rollback_id")),
+    )
+    try:
+        answer = answer_reversal(reversal, idempotency_key=key[:255], digest=body_digest(body))
+    except KeyReused as exc:
+        return _refused(409, str(exc))
+    return JsonResponse(answer)
+
+
+@csrf_exempt
+@require_POST
+def notifications(request: HttpRequest) -> JsonResponse:
+    body, refusal = _signed_body(request)
+    if refusal is not None:
+        return refusal
+    assert body is not None
+    key = _text(request.headers.get("Idempotency-Key"))
+    if key is None:
+        return _refused(400, "Idempotency-Key header is required")
+    if body.get("event") != "rollback.notification" or not isinstance(body.get("action"), dict):
+        return _refused(400, 'expected {"event": "rollback.notification", "action": {...}, ...}')
+    try:
+        email, created = deliver_notification(body, idempotency_key=key[:255])
+    except Customer.DoesNotExist:
+        return _refused(422, f"no customer {body['action'].get('subject')!r}")
+    return JsonResponse({"status": "ok", "email": email.pk, "duplicate": not created})
