@@ -14,6 +14,31 @@ class ActionState(models.TextChoices):
     MANUALLY_RESOLVED = "manually_resolved"
 
 
+_A = ActionState
+# An action's state follows its steps in the rollbacks that include it; actions.services.change_action_states
+# checks this table under the row lock. A rollback that ends or is cancelled puts its actions back where they were.
+ACTION_TRANSITIONS: dict[str, frozenset[str]] = {
+    _A.EXECUTED: frozenset({_A.ROLLBACK_PENDING}),
+    _A.ROLLBACK_PENDING: frozenset(
+        {
+            _A.EXECUTED,
+            _A.REVERSED,
+            _A.PARTIALLY_REVERSED,
+            _A.REVERSAL_FAILED,
+            _A.MANUAL_REMEDIATION,
+            _A.MANUALLY_RESOLVED,
+        }
+    ),
+    _A.REVERSED: frozenset({_A.ROLLBACK_PENDING, _A.MANUALLY_RESOLVED}),
+    _A.PARTIALLY_REVERSED: frozenset({_A.ROLLBACK_PENDING, _A.MANUALLY_RESOLVED}),
+    _A.REVERSAL_FAILED: frozenset(
+        {_A.ROLLBACK_PENDING, _A.REVERSED, _A.PARTIALLY_REVERSED, _A.MANUAL_REMEDIATION, _A.MANUALLY_RESOLVED}
+    ),
+    _A.MANUAL_REMEDIATION: frozenset({_A.ROLLBACK_PENDING, _A.MANUALLY_RESOLVED}),
+    _A.MANUALLY_RESOLVED: frozenset({_A.ROLLBACK_PENDING}),
+}
+
+
 class Reversibility(models.TextChoices):
     FULL = "full"
     PARTIAL = "partial"

@@ -1,0 +1,217 @@
+"""Permission-aware reads of actions.
+
+Integrators see only the actions they recorded; every other role reads all of them (reviewers decide on them,
+auditors read everything); a signed-in user without a role sees none.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import django_filters
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from actions.cascade import LoopArrival, walk_cascade
+from actions.models import Action, ActionLink, ActionState
+from policies.manifest import ActionTypePolicy, Manifest, SignoffRequirement
+from policies.roles import INTEGRATOR, ROLES
+from policies.selectors import current_policy
+from rollback_console.errors import Invalid
+
+READ_ALL_ROLES = frozenset(ROLES) - {INTEGRATOR}
+
+
+def user_roles(user: Any) -> frozenset[str]:
+    """The user's role names (Django groups), read once per user object (the same cache rollbacks.roles uses)."""
+    if not getattr(user, "is_authenticated", False):
+        return frozenset()
+    cached = getattr(user, "_rollback_roles", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._rollback_roles = cached
+    return cached
+
+
+def is_integrator(user: Any) -> bool:
+    return INTEGRATOR in user_roles(user)
+
+
+def may_read_actions(user: Any) -> bool:
+    return bool(user_roles(user) & (READ_ALL_ROLES | {INTEGRATOR}))
+
+
+def actions_visible_to(user: Any) -> QuerySet[Action]:
+    roles = user_roles(user)
+    if roles & READ_ALL_ROLES:
+        return Action.objects.all()
+    if INTEGRATOR in roles:
+        return Action.objects.filter(integrator_id=user.pk)
+    return Action.objects.none()
+
+
+def with_links(actions: QuerySet[Action]) -> QuerySet[Action]:
+    """What the API shows of each action: its approver and the external ids it was caused by."""
+    return actions.select_related("approved_by", "integrator").prefetch_related(
+        Prefetch(
+            "upstream_links",
+            queryset=ActionLink.objects.select_related("upstream")
+            .only("id", "upstream_id", "downstream_id", "upstream__external_id")
+            .order_by("id"),
+        )
+    )
+
+
+def with_details(actions: QuerySet[Action]) -> QuerySet[Action]:
+    """Adds the actions it caused and every rollback that includes it (through the rollbacks' steps)."""
+    return with_links(actions).prefetch_related(
+        Prefetch(
+            "downstream_links",
+            queryset=ActionLink.objects.select_related("downstream")
+            .only("id", "upstream_id", "downstream_id", "downstream__external_id")
+            .order_by("id"),
+        ),
+        "rollback_steps__rollback",
+    )
+
+
+def get_action_for(user: Any, action_id: Any, *, details: bool = False) -> Action:
+    """The action if `user` may see it; Http404 otherwise (another integrator's action is not theirs to know)."""
+    try:
+        pk = int(action_id)
+    except (TypeError, ValueError):
+        raise Http404("No such action.") from None
+    actions = actions_visible_to(user).filter(pk=pk)
+    action = (with_details(actions) if details else with_links(actions)).first()
+    if action is None:
+        raise Http404("No such action.")
+    return action
+
+
+def caused_by_of(action: Action) -> list[str]:
+    return [link.upstream.external_id for link in action.upstream_links.all()]
+
+
+def causes_of(action: Action) -> list[str]:
+    return [link.downstream.external_id for link in action.downstream_links.all()]
+
+
+def rollbacks_of(action: Action) -> list[dict[str, Any]]:
+    """Every rollback that includes the action, from the moment it is requested, with this action's step
+    outcome (its own step, not a loop arrival's, when it has both)."""
+    rollbacks: dict[int, dict[str, Any]] = {}
+    for step in sorted(action.rollback_steps.all(), key=lambda step: (step.rollback_id, step.is_loop)):
+        if step.rollback_id not in rollbacks:
+            rollback = step.rollback
+            rollbacks[step.rollback_id] = {
+                "id": rollback.pk,
+                "trigger": rollback.trigger,
+                "state": rollback.state,
+                "outcome": step.outcome,
+            }
+    return list(rollbacks.values())
+
+
+class ActionFilter(django_filters.FilterSet):
+    """The contract's action filters: the API's list and a rollback's `selector` use the same ones."""
+
+    action_type = django_filters.CharFilter()
+    subject = django_filters.CharFilter()
+    external_id = django_filters.CharFilter()
+    state = django_filters.ChoiceFilter(choices=ActionState.choices)
+    policy_version = django_filters.NumberFilter(field_name="policy_version_id", help_text="A policy version id.")
+    approved_by = django_filters.CharFilter(field_name="approved_by__username", help_text="The approver's username.")
+    integrator = django_filters.CharFilter(field_name="integrator__username", help_text="The integrator's username.")
+    executed_after = django_filters.IsoDateTimeFilter(
+        field_name="executed_at", lookup_expr="gte", help_text="Executed at or after this time (ISO 8601)."
+    )
+    executed_before = django_filters.IsoDateTimeFilter(
+        field_name="executed_at", lookup_expr="lt", help_text="Executed before this time (ISO 8601)."
+    )
+
+    class Meta:
+        model = Action
+        fields = [
+            "action_type",
+            "subject",
+            "external_id",
+            "state",
+            "policy_version",
+            "approved_by",
+            "integrator",
+            "executed_after",
+            "executed_before",
+        ]
+
+
+def select_actions(user: Any, filters: Mapping[str, Any]) -> QuerySet[Action]:
+    """The actions `user` may see that match the contract's filters; Invalid (field errors) for a bad value or
+    an unknown filter name. Used by a rollback's `selector`."""
+    unknown = sorted(set(filters) - set(ActionFilter.base_filters))
+    if unknown:
+        raise Invalid({name: ["Unknown filter."] for name in unknown})
+    values = {key: "" if value is None else str(value) for key, value in filters.items()}
+    filterset = ActionFilter(values, queryset=actions_visible_to(user))
+    if not filterset.is_valid():
+        raise Invalid({key: list(messages) for key, messages in filterset.errors.items()})
+    return filterset.qs
+
+
+@dataclass(frozen=True)
+class CascadeEntry:
+    action: Action
+    depth: int
+    via: int | None
+    window_open: bool
+
+
+@dataclass(frozen=True)
+class ReversalPreview:
+    """What a reviewer sees before deciding: the window, what an expired one adds, and what the cascade reaches."""
+
+    action: Action
+    window_open: bool
+    window_ends_at: datetime | None
+    extra_signoffs: tuple[SignoffRequirement, ...]
+    cascade: tuple[CascadeEntry, ...]
+    loops: tuple[LoopArrival, ...]  # arrivals back on the path: a rollback would stop each and ask a person
+    policy_version: int
+
+
+def preview_reversal(user: Any, action: Action, *, now: datetime | None = None) -> ReversalPreview:
+    """The reversal of `action` as the current policy would plan it (the cascade to the graph's end, downstream
+    actions the user may not see left out). Reads only: nothing is requested."""
+    now = now or timezone.now()
+    version_id, manifest = current_policy()
+    walk = walk_cascade([action.pk], manifest)
+    downstream = {node.action_id: node for node in walk.downstream}
+    visible = {a.pk: a for a in actions_visible_to(user).filter(pk__in=list(downstream)).select_related("approved_by")}
+    cascade = tuple(
+        CascadeEntry(action=visible[pk], depth=node.depth, via=node.via, window_open=_window_open(visible[pk], now))
+        for pk, node in downstream.items()
+        if pk in visible
+    )
+    window_open = _window_open(action, now)
+    # A rollback covers the cascade too, so a passed window anywhere in it asks for the extra sign-offs.
+    expired = not window_open or not all(entry.window_open for entry in cascade)
+    return ReversalPreview(
+        action=action,
+        window_open=window_open,
+        window_ends_at=action.window_ends_at,
+        extra_signoffs=manifest.window_expired_signoffs if expired else (),
+        cascade=cascade,
+        loops=tuple(walk.loops),
+        policy_version=version_id,
+    )
+
+
+def _window_open(action: Action, now: datetime) -> bool:
+    return action.window_ends_at is None or now <= action.window_ends_at
+
+
+def action_types(manifest: Manifest | None = None) -> list[ActionTypePolicy]:
+    """The current policy's action types, in the manifest's order."""
+    manifest = manifest if manifest is not None else current_policy()[1]
+    return list(manifest.action_types.values())

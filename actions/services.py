@@ -1,0 +1,340 @@
+"""Every write to actions: recording them (one or a batch), linking them, and moving their state.
+
+Recording costs a constant number of queries whatever the batch size or the number of `caused_by` links: one
+for the policy, one for the approvers, one for the integrator's existing actions (replays and causes at once),
+one insert per table and the audit chain's three.
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, OperationalError, transaction
+
+from actions.intake import ActionInput, FieldErrors, clean_action_fields, clean_external_ids
+from actions.models import ACTION_TRANSITIONS, Action, ActionLink
+from audit.services import EventSpec, record_events
+from policies.manifest import ActionTypePolicy, Manifest
+from policies.selectors import NoPolicyLoaded, current_policy
+from rollback_console.errors import Conflict, Invalid
+
+User = get_user_model()
+
+# A concurrent request recording the same external id (or a deadlock between two batches) aborts the whole
+# transaction; running it again sees the other's committed rows and answers as a replay or a conflict.
+_ATTEMPTS = 3
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+_AMOUNT_QUANTUM = Decimal("0.0001")
+_AMOUNT_LIMIT = Decimal(10) ** 14  # Action.amount: 18 digits, 4 after the point
+
+
+def record_action(integrator: Any, data: Any) -> tuple[Action, bool]:
+    """Record one action for `integrator`: (action, True), or (the recorded action, False) when the same body
+    was recorded before. Raises Invalid (400, field errors) or Conflict (409: the external id was recorded
+    with a different body; nothing changes)."""
+    errors: FieldErrors = {}
+    item = clean_action_fields(data, errors)
+    if item is None:
+        raise Invalid(errors)
+    ((action, created),) = _record(integrator, [item], batch=False)
+    return action, created
+
+
+def record_actions(integrator: Any, items: Any) -> list[tuple[Action, bool]]:
+    """Record a batch in order, all or none: a later item may name an earlier one in `caused_by`. Errors are
+    keyed by the failing item's index: {"actions": {"3": {"approved_by": [...]}}}."""
+    if items is None or isinstance(items, str | bytes | Mapping) or not isinstance(items, Sequence):
+        raise Invalid({"actions": ["Expected a list of actions."]})
+    if not items:
+        raise Invalid({"actions": ["Send at least one action."]})
+    errors: dict[str, FieldErrors] = {}
+    cleaned: list[ActionInput] = []
+    for index, data in enumerate(items):
+        item_errors: FieldErrors = {}
+        item = clean_action_fields(data, item_errors)
+        if item is None:
+            errors[str(index)] = item_errors
+        else:
+            cleaned.append(item)
+    if errors:
+        raise Invalid({"actions": errors})
+    return _record(integrator, cleaned, batch=True)
+
+
+def _record(integrator: Any, items: list[ActionInput], *, batch: bool) -> list[tuple[Action, bool]]:
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                return _record_once(integrator, items, batch=batch)
+        except IntegrityError:
+            if attempt == _ATTEMPTS:
+                raise Conflict("Another request recorded the same external id at the same time; retry.") from None
+        except OperationalError as exc:
+            if attempt == _ATTEMPTS or getattr(exc.__cause__, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> list[tuple[Action, bool]]:
+    try:
+        version_id, manifest = current_policy()
+    except NoPolicyLoaded as exc:
+        raise Conflict(str(exc)) from None
+    external_ids = {item.external_id for item in items}
+    referenced = external_ids.union(*(item.caused_by for item in items))
+    known = {
+        action.external_id: action
+        for action in Action.objects.filter(integrator=integrator, external_id__in=referenced).select_related(
+            "approved_by", "integrator"
+        )
+    }
+    approvers = {
+        user.get_username(): user
+        for user in User.objects.filter(username__in={item.approved_by for item in items}).only("pk", "username")
+    }
+
+    errors: dict[str, FieldErrors] = {}
+    conflicts: list[str] = []
+    results: list[tuple[Action, bool]] = []
+    new_actions: list[Action] = []
+    new_items: list[ActionInput] = []
+    seen: dict[str, int] = {}  # external id -> index, earlier in this batch
+    for index, item in enumerate(items):
+        item_errors: FieldErrors = {}
+        label = f"actions[{index}]" if batch else "the action"
+        if item.external_id in seen:
+            item_errors["external_id"] = [f"Repeats the external id of actions[{seen[item.external_id]}]."]
+        seen.setdefault(item.external_id, index)
+        existing = known.get(item.external_id)
+        if existing is not None and not item_errors:
+            if existing.fingerprint == item.fingerprint:
+                results.append((existing, False))
+            else:
+                conflicts.append(
+                    f"{label}: external id {item.external_id!r} was recorded (action {existing.pk}) with a "
+                    "different body; nothing was changed."
+                )
+            continue
+        policy = manifest.action_type(item.action_type)
+        if policy is None:
+            item_errors["action_type"] = [
+                f"{item.action_type!r} is not an action type of the current policy ({manifest.version})."
+            ]
+        approver = approvers.get(item.approved_by)
+        if approver is None:
+            item_errors["approved_by"] = [f"No user is named {item.approved_by!r}."]
+        # `known` holds this integrator's recorded actions and the batch's earlier items, nothing later.
+        missing = [name for name in item.caused_by if name not in known]
+        if missing:
+            item_errors["caused_by"] = [
+                "Not recorded by this integrator"
+                + (" (or not earlier in this batch)" if batch else "")
+                + ": "
+                + ", ".join(repr(name) for name in missing)
+                + "."
+            ]
+        snapshot: dict[str, Any] = {}
+        if policy is not None:
+            snapshot = _reversibility(policy, item, item_errors)
+        if item_errors:
+            errors[str(index)] = item_errors
+            continue
+        action = Action(
+            integrator=integrator,
+            external_id=item.external_id,
+            action_type=item.action_type,
+            subject=item.subject,
+            payload=item.payload,
+            executed_at=item.executed_at,
+            approved_by=approver,
+            approved_at=item.approved_at,
+            approval_context=item.approval_context,
+            policy_version_id=version_id,
+            fingerprint=item.fingerprint,
+            **snapshot,
+        )
+        known[item.external_id] = action
+        new_actions.append(action)
+        new_items.append(item)
+        results.append((action, True))
+
+    if errors:
+        raise Invalid({"actions": errors} if batch else errors["0"])
+    if conflicts:
+        raise Conflict(" ".join(conflicts))
+    if new_actions:
+        Action.objects.bulk_create(new_actions)
+        links = [
+            ActionLink(upstream_id=known[name].pk, downstream_id=action.pk)
+            for action, item in zip(new_actions, new_items, strict=True)
+            for name in item.caused_by
+        ]
+        if links:
+            ActionLink.objects.bulk_create(links)
+        record_events(
+            [
+                _recorded_event(integrator, action, item, known, manifest)
+                for action, item in zip(new_actions, new_items, strict=True)
+            ]
+        )
+    return results
+
+
+def _reversibility(policy: ActionTypePolicy, item: ActionInput, errors: FieldErrors) -> dict[str, Any]:
+    """The policy's promise about this action, frozen on it: a later policy cannot rewrite it."""
+    window_ends_at: datetime | None = None
+    if policy.window is not None:
+        try:
+            window_ends_at = item.executed_at + policy.window
+        except OverflowError:
+            errors["executed_at"] = [f"Too far in the future for a reversal window of {policy.window_text}."]
+    return {
+        "reversibility": policy.reversibility,
+        "reversal_method": policy.method or "",
+        "prerequisites": list(policy.prerequisites),
+        "side_effects": list(policy.side_effects),
+        "window_ends_at": window_ends_at,
+        "amount": _amount(policy, item.payload, errors),
+    }
+
+
+def _amount(policy: ActionTypePolicy, payload: Mapping[str, Any], errors: FieldErrors) -> Decimal | None:
+    """The financial impact, from the policy's amount field; a value that is not a number is no amount."""
+    if not policy.amount_field:
+        return None
+    value = payload.get(policy.amount_field)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    if not amount.is_finite():
+        return None
+    if abs(amount) >= _AMOUNT_LIMIT:
+        errors["payload"] = {policy.amount_field: ["Too large for an amount (at most 14 digits before the point)."]}
+        return None
+    return amount.quantize(_AMOUNT_QUANTUM)
+
+
+def _recorded_event(
+    integrator: Any, action: Action, item: ActionInput, known: Mapping[str, Action], manifest: Manifest
+) -> EventSpec:
+    return EventSpec(
+        kind="action.recorded",
+        actor=integrator.get_username(),
+        action_id=action.pk,
+        data={
+            "external_id": item.external_id,
+            "action_type": item.action_type,
+            "subject": item.subject,
+            "payload": item.payload,
+            "executed_at": item.executed_at.isoformat(),
+            "approval": {
+                "approved_by": item.approved_by,
+                "approved_by_id": action.approved_by_id,
+                "approved_at": item.approved_at.isoformat(),
+                "context": item.approval_context,
+            },
+            "policy_version": {"id": action.policy_version_id, "label": manifest.version},
+            "reversibility": {
+                "class": action.reversibility,
+                "method": action.reversal_method or None,
+                "prerequisites": action.prerequisites,
+                "side_effects": action.side_effects,
+                "window_ends_at": action.window_ends_at.isoformat() if action.window_ends_at else None,
+                "amount": action.amount,
+            },
+            # Links known at recording are part of the recording; later ones get `action.linked`.
+            "caused_by": [{"id": known[name].pk, "external_id": name} for name in item.caused_by],
+            "fingerprint": item.fingerprint,
+        },
+    )
+
+
+def add_links(action: Action, causes: Any, *, actor: str) -> Action:
+    """Record that `action` caused these actions (external ids of the same integrator), learned after the fact.
+    Links may close a cycle; a link that exists already is no error and is not recorded twice."""
+    names = clean_external_ids("causes", causes)
+    if not names:
+        raise Invalid({"causes": ["Name at least one action."]})
+    if action.external_id in names:
+        raise Invalid({"causes": ["An action cannot cause itself."]})
+    with transaction.atomic():
+        downstream = {
+            name: pk
+            for name, pk in Action.objects.filter(
+                integrator_id=action.integrator_id, external_id__in=names
+            ).values_list("external_id", "pk")
+        }
+        missing = [name for name in names if name not in downstream]
+        if missing:
+            raise Invalid({"causes": ["Not recorded by this integrator: " + ", ".join(map(repr, missing)) + "."]})
+        linked = set(
+            ActionLink.objects.filter(upstream_id=action.pk, downstream_id__in=downstream.values()).values_list(
+                "downstream_id", flat=True
+            )
+        )
+        added = [name for name in names if downstream[name] not in linked]
+        if added:
+            ActionLink.objects.bulk_create(
+                [ActionLink(upstream_id=action.pk, downstream_id=downstream[name]) for name in added],
+                ignore_conflicts=True,  # a concurrent request adding the same link is no error either
+            )
+            record_events(
+                [
+                    EventSpec(
+                        kind="action.linked",
+                        actor=actor,
+                        action_id=action.pk,
+                        data={
+                            "external_id": action.external_id,
+                            "causes": [{"id": downstream[name], "external_id": name} for name in added],
+                        },
+                    )
+                ]
+            )
+    return action
+
+
+def change_action_states(changes: Mapping[int, str], *, actor: str, rollback_id: int | None) -> None:
+    """Move many actions' states at once (the rollback workers call this as steps finish). Locks the rows,
+    checks ACTION_TRANSITIONS, and audits one `action.state_changed` per action that moves; an action already
+    in its target state is left alone. Raises Conflict naming every forbidden move, changing nothing."""
+    if not changes:
+        return
+    with transaction.atomic():
+        current = dict(
+            Action.objects.select_for_update().filter(pk__in=list(changes)).order_by("pk").values_list("pk", "state")
+        )
+        unknown = sorted(set(changes) - set(current))
+        if unknown:
+            raise Invalid({"actions": [f"No action has the id {pk}." for pk in unknown]})
+        forbidden = [
+            f"action {pk}: {current[pk]} -> {to_state}"
+            for pk, to_state in sorted(changes.items())
+            if current[pk] != to_state and to_state not in ACTION_TRANSITIONS.get(current[pk], frozenset())
+        ]
+        if forbidden:
+            raise Conflict("Forbidden action state changes: " + "; ".join(forbidden) + ".")
+        moves: dict[str, list[int]] = {}
+        for pk, to_state in sorted(changes.items()):
+            if current[pk] != to_state:
+                moves.setdefault(to_state, []).append(pk)
+        for to_state, pks in moves.items():
+            Action.objects.filter(pk__in=pks).update(state=to_state)
+        record_events(
+            [
+                EventSpec(
+                    kind="action.state_changed",
+                    actor=actor,
+                    action_id=pk,
+                    rollback_id=rollback_id,
+                    data={"from": current[pk], "to": to_state},
+                )
+                for to_state, pks in moves.items()
+                for pk in pks
+            ]
+        )
