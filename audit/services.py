@@ -1,19 +1,19 @@
 """The only writer of the audit trail."""
 
-import hashlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit.chain import GENESIS_HASH, canonical_data, event_hash, format_at
 from audit.models import AuditChainHead, AuditEvent, AuditLink
 
-GENESIS_HASH = "0" * 64
 SYSTEM = "system"
 
 
@@ -24,50 +24,6 @@ class EventSpec:
     action_id: int | None = None
     rollback_id: int | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def canonical_data(data: Mapping[str, Any]) -> str:
-    return orjson.dumps(data, default=_default, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def format_at(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def event_hash(
-    *,
-    seq: int,
-    at: str,
-    actor: str,
-    kind: str,
-    action_id: int | None,
-    rollback_id: int | None,
-    data: str,
-    prev_hash: str,
-) -> str:
-    """SHA-256 over the event's canonical bytes. The verifier and the JSON Lines export rebuild exactly this."""
-    body = orjson.dumps(
-        {
-            "action": action_id,
-            "actor": actor,
-            "at": at,
-            "data": orjson.Fragment(data),
-            "kind": kind,
-            "prev_hash": prev_hash,
-            "rollback": rollback_id,
-            "seq": seq,
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
-    return hashlib.sha256(body).hexdigest()
 
 
 def actor_name(user: Any) -> str:
@@ -107,16 +63,7 @@ def record_events(specs: Sequence[EventSpec]) -> list[AuditEvent]:
     for spec in specs:
         seq += 1
         data = canonical_data(spec.data)
-        digest = event_hash(
-            seq=seq,
-            at=at_text,
-            actor=spec.actor,
-            kind=spec.kind,
-            action_id=spec.action_id,
-            rollback_id=spec.rollback_id,
-            data=data,
-            prev_hash=prev_hash,
-        )
+        digest = event_hash(seq, at_text, spec.actor, spec.kind, spec.action_id, spec.rollback_id, data, prev_hash)
         events.append(
             AuditEvent(
                 seq=seq,
@@ -146,3 +93,21 @@ def link_rollback(rollback_id: int, action_ids: Iterable[int]) -> None:
 def record_standalone_event(kind: str, *, actor: str, data: Mapping[str, Any] | None = None) -> AuditEvent:
     """For events that are not part of another change: a refused login, a refused permission."""
     return record_event(kind, actor=actor, data=data)
+
+
+def anchor_audit_head(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Append the chain head as a JSON line `{"seq", "hash", "at"}` to a file outside the database (by default
+    settings.AUDIT_ANCHOR_PATH): a superuser who rewrites and rehashes the trail, or deletes its newest events,
+    cannot change what was already written there, and `verify_audit --anchor` holds the chain against it."""
+    seq, digest = AuditChainHead.objects.filter(pk=1).values_list("seq", "hash").first() or (0, GENESIS_HASH)
+    anchor = {"seq": seq, "hash": digest, "at": timezone.now().isoformat()}
+    target = Path(path or settings.AUDIT_ANCHOR_PATH)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One write of one short line to a file opened for appending: beat and the command never interleave.
+    descriptor = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(descriptor, orjson.dumps(anchor) + b"\n")
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    return anchor

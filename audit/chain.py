@@ -1,0 +1,419 @@
+"""How one event is hashed, and how a run of events is checked. No Django here: the verifier's worker processes
+and the offline check of an export import only this module.
+
+An event's hash is SHA-256 over its canonical bytes: compact JSON with sorted keys
+`{"action","actor","at","data","kind","prev_hash","rollback","seq"}`, where `data` is the stored canonical JSON
+text inserted verbatim and `at` is UTC with microseconds (`2026-11-28T10:00:00.000000Z`). `canonical_bytes` is the
+only place that builds them: the writer, the verifier and the export's check all call it.
+"""
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+GENESIS_HASH = "0" * 64
+
+# The first thing wrong with a chain, as `reason` in a verification report.
+MALFORMED = "malformed"  # an exported line that is not an event at all
+MISSING = "missing"  # no event with this seq, though a later one or the head says there should be
+PREV_HASH = "prev_hash"  # the event does not point at the hash of the event before it
+HASH = "hash"  # the event's content does not hash to its stored hash: it was changed
+HEAD = "head"  # the chain head row disagrees with the last event
+BEYOND_HEAD = "beyond_head"  # events exist past the head row: written around record_events
+ANCHOR = "anchor"  # an anchor written out earlier names another hash for this seq: rewritten and rehashed
+ANCHOR_MISSING = "anchor_missing"  # an anchor names a seq the trail no longer reaches: its tail was removed
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def canonical_data(data: Any) -> str:
+    """An event's data as stored and hashed: compact JSON with sorted keys. Parsing that text and calling this
+    again gives the same text back, which is what lets an export be checked without the database."""
+    return orjson.dumps(data, default=_default, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def format_at(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@lru_cache(maxsize=4096)
+def _json_string(value: str) -> str:
+    # Actors and kinds repeat endlessly; escaping each distinct one once keeps the verifier fast.
+    return orjson.dumps(value).decode()
+
+
+def canonical_bytes(
+    seq: int | str,
+    at: str,
+    actor: str,
+    kind: str,
+    action_id: int | str | None,
+    rollback_id: int | str | None,
+    data: str,
+    prev_hash: str,
+) -> bytes:
+    """The bytes an event's hash covers. Ids and `seq` may be ints or the database's decimal text of them."""
+    action = "null" if action_id is None else action_id
+    rollback = "null" if rollback_id is None else rollback_id
+    return (
+        f'{{"action":{action},"actor":{_json_string(actor)},"at":"{at}","data":{data},'
+        f'"kind":{_json_string(kind)},"prev_hash":"{prev_hash}","rollback":{rollback},"seq":{seq}}}'
+    ).encode()
+
+
+def event_hash(
+    seq: int | str,
+    at: str,
+    actor: str,
+    kind: str,
+    action_id: int | str | None,
+    rollback_id: int | str | None,
+    data: str,
+    prev_hash: str,
+) -> str:
+    return hashlib.sha256(canonical_bytes(seq, at, actor, kind, action_id, rollback_id, data, prev_hash)).hexdigest()
+
+
+# A row as the scan takes it: (seq, at, actor, kind, action_id, rollback_id, data, prev_hash, hash), with `at`
+# already in the canonical form and ids as ints, decimal text or None.
+Row = tuple[int | str, str, str, str, int | str | None, int | str | None, str, str, str]
+
+
+@dataclass
+class Scan:
+    """What one contiguous run of events showed: its ends (so runs scanned apart can be joined) and the first
+    seq inside it that breaks, if any. The run's first event is only checked against itself; whoever joins runs
+    checks that it follows the run before."""
+
+    count: int = 0
+    first_seq: int = 0
+    first_prev_hash: str = ""
+    last_seq: int = 0
+    last_hash: str = ""
+    broken_seq: int | None = None
+    reason: str | None = None
+    anchor: tuple[int, str] | None = None  # the anchor (seq, hash) that did not match, if that was the break
+
+
+def scan_rows(rows: Iterable[Row], anchors: Mapping[int, str] | None = None) -> Scan:
+    """Recompute every hash of a run ordered by seq and stop at the first break."""
+    anchors = anchors or {}
+    sha256 = hashlib.sha256
+    scan = Scan()
+    expected_seq = 0
+    expected_prev = ""
+    for seq_value, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash in rows:
+        seq = int(seq_value)
+        if scan.count == 0:
+            scan.first_seq, scan.first_prev_hash = seq, prev_hash
+        elif seq != expected_seq:
+            scan.broken_seq, scan.reason = expected_seq, MISSING
+            return scan
+        elif prev_hash != expected_prev:
+            scan.broken_seq, scan.reason = seq, PREV_HASH
+            return scan
+        if sha256(canonical_bytes(seq_value, at, actor, kind, action_id, rollback_id, data, prev_hash)).hexdigest() != (
+            stored_hash
+        ):
+            scan.broken_seq, scan.reason = seq, HASH
+            return scan
+        if anchors and seq in anchors and anchors[seq] != stored_hash:
+            scan.broken_seq, scan.reason, scan.anchor = seq, ANCHOR, (seq, anchors[seq])
+            return scan
+        scan.count += 1
+        scan.last_seq, scan.last_hash = seq, stored_hash
+        expected_seq, expected_prev = seq + 1, stored_hash
+    return scan
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A whole trail's verification: the contract's `{"ok", "events", "head"}` or `{"ok", "events", "broken_seq"}`,
+    with the reason (and the anchor at fault) added so a person knows where to look."""
+
+    ok: bool
+    events: int
+    head: str | None = None
+    broken_seq: int | None = None
+    reason: str | None = None
+    anchor: tuple[int, str] | None = None
+    anchors_checked: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        if self.ok:
+            report: dict[str, object] = {"ok": True, "events": self.events, "head": self.head}
+        else:
+            report = {"ok": False, "events": self.events, "broken_seq": self.broken_seq, "reason": self.reason}
+            if self.anchor is not None:
+                report["anchor"] = {"seq": self.anchor[0], "hash": self.anchor[1]}
+        if self.anchors_checked:
+            report["anchors_checked"] = self.anchors_checked
+        return report
+
+
+def join_scans(
+    scans: Iterable[Scan],
+    *,
+    head_seq: int,
+    head_hash: str,
+    anchors: Mapping[int, str] | None = None,
+    events: int | None = None,
+) -> Verdict:
+    """Join runs scanned in seq order (each may be empty) and hold the result against the head row and anchors.
+
+    Without `events`, the runs' own counts stand in: exact when the chain is whole, and only a lower bound when
+    a run stopped early, so callers that can count the whole trail pass it (or replace it) for a broken one."""
+    anchors = anchors or {}
+    scans = list(scans)
+    if events is None:
+        events = sum(scan.count for scan in scans)
+
+    def broken(seq: int, reason: str, anchor: tuple[int, str] | None = None) -> Verdict:
+        return Verdict(ok=False, events=events, broken_seq=seq, reason=reason, anchor=anchor)
+
+    last_seq, last_hash = 0, GENESIS_HASH
+    for scan in scans:
+        if scan.count == 0 and scan.broken_seq is None:
+            continue
+        if scan.first_seq != last_seq + 1:
+            return broken(last_seq + 1, MISSING)
+        if scan.first_prev_hash != last_hash:
+            return broken(scan.first_seq, PREV_HASH)
+        if scan.broken_seq is not None:
+            return broken(scan.broken_seq, scan.reason or HASH, scan.anchor)
+        last_seq, last_hash = scan.last_seq, scan.last_hash
+    if head_seq > last_seq:
+        return broken(last_seq + 1, MISSING)
+    if head_seq < last_seq:
+        return broken(head_seq + 1, BEYOND_HEAD)
+    if head_hash != last_hash:
+        return broken(head_seq, HEAD)
+    beyond = [seq for seq in anchors if seq > last_seq]
+    if beyond:
+        first = min(beyond)
+        return broken(last_seq + 1, ANCHOR_MISSING, (first, anchors[first]))
+    return Verdict(ok=True, events=events, head=last_hash, anchors_checked=len(anchors))
+
+
+_COPY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
+_COPY_ESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))")
+
+
+def _copy_unescape(field: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        octal, hexa, char = match.groups()
+        if octal:
+            return chr(int(octal, 8))
+        if hexa:
+            return chr(int(hexa, 16))
+        return _COPY_ESCAPES.get(char, char)
+
+    return _COPY_ESCAPE.sub(replace, field)
+
+
+def canonical_at_from_postgres(text: str) -> str:
+    """PostgreSQL's ISO text of a timestamptz in UTC (`2026-11-28 10:00:00.5+00`, trailing zeros of the fraction
+    dropped) as the canonical `2026-11-28T10:00:00.500000Z`."""
+    if len(text) == 29:
+        return text[:10] + "T" + text[11:26] + "Z"
+    if not text.endswith("+00"):
+        raise ValueError(f"expected a UTC timestamp, got {text!r}")
+    fraction = text[20:-3] if text[19:20] == "." else ""
+    return text[:10] + "T" + text[11:19] + "." + fraction.ljust(6, "0") + "Z"
+
+
+COPY_COLUMNS = "seq, at, actor, kind, action_id, rollback_id, data, prev_hash, hash"
+# Only the two id columns may be NULL, and an id is never empty text: so NULL prints as nothing, and a backslash in
+# a line means a real escape.
+COPY_OPTIONS = "WITH (FORMAT text, NULL '')"
+
+
+def rows_from_copy(blocks: Iterable[bytes | memoryview]) -> Iterable[Row]:
+    """Rows of the COPY that `postgres_copy_sql` builds (text format, one row per block as psycopg yields them),
+    ready for `scan_rows`."""
+    at_of = canonical_at_from_postgres
+    for block in blocks:
+        line = bytes(block).decode()
+        fields = line[:-1].split("\t")
+        if "\\" in line:
+            # Rare: only data with escaped characters (or a backslash) needs COPY's escapes undone.
+            fields = [_copy_unescape(field) for field in fields]
+        seq, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash = fields
+        yield (
+            seq,
+            at_of(at),
+            actor,
+            kind,
+            action_id or None,  # NULL is written as the empty string (see COPY_OPTIONS)
+            rollback_id or None,
+            data,
+            prev_hash,
+            stored_hash,
+        )
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
+
+
+def _snapshot_id(snapshot: str) -> str:
+    # SET TRANSACTION SNAPSHOT takes no bind parameter; the id comes from pg_export_snapshot(), checked anyway.
+    if not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise ValueError(f"not a snapshot id: {snapshot!r}")
+    return snapshot
+
+
+def scan_postgres_range(conninfo: str, snapshot: str, after_seq: int, up_to_seq: int, anchors: dict[int, str]) -> Scan:
+    """Scan events with after_seq < seq <= up_to_seq in the exported snapshot. Runs in a worker process."""
+    import psycopg  # here, so the offline check never needs a database driver
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        conn.execute(f"SET TRANSACTION SNAPSHOT '{_snapshot_id(snapshot)}'")
+        try:
+            return scan_postgres_in(conn, after_seq, up_to_seq, anchors)
+        finally:
+            conn.execute("COMMIT")
+
+
+def scan_postgres_in(conn: Any, after_seq: int, up_to_seq: int, anchors: Mapping[int, str]) -> Scan:
+    """Scan a range on an open psycopg connection, inside the transaction (and snapshot) the caller holds."""
+    cursor = conn.cursor()
+    with cursor.copy(postgres_copy_sql(cursor, after_seq, up_to_seq)) as copy:
+        scan = scan_rows(rows_from_copy(copy), anchors)
+        for _ in copy:  # read a COPY to its end: leaving it early aborts the caller's transaction
+            pass
+    return scan
+
+
+def postgres_copy_sql(cursor: Any, after_seq: int, up_to_seq: int) -> str:
+    """Set the session so timestamps print as `rows_from_copy` expects, and return the COPY for a seq range."""
+    cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+    cursor.execute("SET LOCAL DateStyle = 'ISO, MDY'")
+    return (
+        f"COPY (SELECT {COPY_COLUMNS} FROM audit_auditevent "
+        f"WHERE seq > {int(after_seq)} AND seq <= {int(up_to_seq)} ORDER BY seq) TO STDOUT {COPY_OPTIONS}"
+    )
+
+
+_HEX_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def parse_anchors(lines: Iterable[str | bytes]) -> dict[int, str]:
+    """Anchor lines `{"seq", "hash", "at"}` as {seq: hash}. Lines are appended in time order, so when two name
+    the same seq the older one wins: a later anchor may have been taken after a rewrite."""
+    anchors: dict[int, str] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            anchor = orjson.loads(line)
+            seq, digest = anchor["seq"], anchor["hash"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f'anchor line {number} is not {{"seq", "hash", "at"}}: {error}') from error
+        if type(seq) is not int or seq < 0 or not isinstance(digest, str) or not _HEX_HASH.fullmatch(digest):
+            raise ValueError(f"anchor line {number} has a bad seq or hash")
+        if seq > 0:  # an anchor of the empty trail says nothing
+            anchors.setdefault(seq, digest)
+    return anchors
+
+
+EXPORT_FORMAT = "rollback-console-audit/1"
+
+
+def export_header(head_seq: int, head_hash: str, exported_at: str) -> bytes:
+    head = {"seq": head_seq, "hash": head_hash}
+    return orjson.dumps({"format": EXPORT_FORMAT, "head": head, "exported_at": exported_at})
+
+
+def export_line(row: Row) -> bytes:
+    """One event as an export line. `data` goes in verbatim: it is already canonical JSON."""
+    seq, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash = row
+    action = "null" if action_id is None else action_id
+    rollback = "null" if rollback_id is None else rollback_id
+    return (
+        f'{{"seq":{seq},"at":"{at}","actor":{_json_string(actor)},"kind":{_json_string(kind)},"action":{action},'
+        f'"rollback":{rollback},"data":{data},"prev_hash":"{prev_hash}","hash":"{stored_hash}"}}'
+    ).encode()
+
+
+class MalformedLine(ValueError):
+    pass
+
+
+def _row_from_export(line: bytes) -> Row:
+    try:
+        event = orjson.loads(line)
+        row = (
+            event["seq"],
+            event["at"],
+            event["actor"],
+            event["kind"],
+            event["action"],
+            event["rollback"],
+            canonical_data(event["data"]),
+            event["prev_hash"],
+            event["hash"],
+        )
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError, KeyError, TypeError) as error:
+        raise MalformedLine(str(error)) from error
+    seq, at, actor, kind, action_id, rollback_id, _, prev_hash, stored_hash = row
+    if not (
+        type(seq) is int
+        and all(isinstance(text, str) for text in (at, actor, kind, prev_hash, stored_hash))
+        and all(value is None or type(value) is int for value in (action_id, rollback_id))
+    ):
+        raise MalformedLine("a field has the wrong type")
+    return row
+
+
+def verify_export(lines: Iterable[bytes], anchors: Mapping[int, str] | None = None) -> Verdict:
+    """Check an export without the database: every event's hash, the links between them, the head the export
+    was taken at, and any anchors. `events` counts the event lines."""
+    lines = iter(lines)
+    try:
+        header = orjson.loads(next(lines))
+        head_seq, head_hash = header["head"]["seq"], header["head"]["hash"]
+        if header.get("format") != EXPORT_FORMAT or type(head_seq) is not int or not isinstance(head_hash, str):
+            raise ValueError
+    except (StopIteration, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"not an audit export: the first line must be its header ({EXPORT_FORMAT})") from error
+    read = 0
+    malformed_after: list[int] = []
+
+    def rows() -> Iterator[Row]:
+        nonlocal read
+        last_seq = 0
+        for line in lines:
+            if not line.strip():
+                continue
+            read += 1
+            try:
+                row = _row_from_export(line)
+            except MalformedLine:
+                malformed_after.append(last_seq)
+                return
+            last_seq = int(row[0])
+            yield row
+
+    scan = scan_rows(rows(), anchors)
+    for line in lines:  # count what a break left unread
+        if line.strip():
+            read += 1
+    if malformed_after and scan.broken_seq is None:
+        if scan.count == 0:
+            return Verdict(ok=False, events=read, broken_seq=1, reason=MALFORMED)
+        scan.broken_seq, scan.reason = malformed_after[0] + 1, MALFORMED
+    return join_scans([scan], head_seq=head_seq, head_hash=head_hash, anchors=anchors, events=read)

@@ -1,0 +1,16 @@
+from typing import Any
+
+import orjson
+from django.core.management.base import BaseCommand, CommandParser
+
+from audit.services import anchor_audit_head
+
+
+class Command(BaseCommand):
+    help = "Append the audit chain head {seq, hash, at} as a JSON line to AUDIT_ANCHOR_PATH (or --path)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--path", default=None, help="anchor file (default: settings.AUDIT_ANCHOR_PATH)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.stdout.write(orjson.dumps(anchor_audit_head(options["path"])).decode())

@@ -1,0 +1,118 @@
+"""Recomputes the audit chain stored in the database and holds it against the head row and the anchors.
+
+On PostgreSQL the rows are read with COPY as text (the data column already holds the canonical JSON, so nothing is
+parsed), inside one REPEATABLE READ snapshot; a long trail is split by seq over several processes that import the
+same snapshot, so they see exactly the rows the head row was read with.
+"""
+
+import dataclasses
+import os
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import get_context
+
+from django.db import connection, transaction
+
+from audit.chain import (
+    GENESIS_HASH,
+    Row,
+    Scan,
+    Verdict,
+    format_at,
+    join_scans,
+    scan_postgres_in,
+    scan_postgres_range,
+    scan_rows,
+)
+from audit.models import AuditChainHead, AuditEvent
+
+# Below this many events a second process costs more to start than it saves.
+PARALLEL_FROM = 150_000
+
+
+def verify_chain(*, anchors: Mapping[int, str] | None = None, processes: int | None = None) -> Verdict:
+    """Recompute every event's hash in seq order and report the first seq that breaks.
+
+    `processes` caps the processes used on PostgreSQL (default: one per core, at most 4)."""
+    anchors = dict(anchors or {})
+    if connection.vendor == "postgresql":
+        if processes is None:
+            processes = min(os.cpu_count() or 1, 4)
+        return _verify_postgres(anchors, processes)
+    return _verify_with_orm(anchors)
+
+
+@contextmanager
+def trail_snapshot() -> Iterator[bool]:
+    """One consistent view of the trail and its head for the block. Yields whether the block runs in a
+    transaction of its own: inside a caller's (a test's, say) that snapshot is the one to read."""
+    own_transaction = not connection.in_atomic_block
+    with transaction.atomic():
+        if own_transaction and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield own_transaction
+
+
+def chain_head() -> tuple[int, str]:
+    head = AuditChainHead.objects.filter(pk=1).values_list("seq", "hash").first()
+    return head or (0, GENESIS_HASH)
+
+
+def _verify_postgres(anchors: dict[int, str], processes: int) -> Verdict:
+    with trail_snapshot() as own_transaction, connection.cursor() as cursor:
+        head_seq, head_hash = chain_head()
+        cursor.execute("SELECT coalesce(max(seq), 0) FROM audit_auditevent")
+        (top,) = cursor.fetchone()
+        conn = connection.connection
+        # Other processes cannot see a caller's uncommitted rows: they only help in a transaction of our own.
+        if own_transaction and processes > 1 and top >= PARALLEL_FROM:
+            cursor.execute("SELECT pg_export_snapshot()")
+            (snapshot,) = cursor.fetchone()
+            bounds = [top * part // processes for part in range(processes + 1)]
+            with ProcessPoolExecutor(processes - 1, mp_context=get_context("spawn")) as pool:
+                others = [
+                    pool.submit(scan_postgres_range, _conninfo(), snapshot, bounds[part], bounds[part + 1], anchors)
+                    for part in range(1, processes)
+                ]
+                scans = [scan_postgres_in(conn, bounds[0], bounds[1], anchors)]
+                scans += [future.result() for future in others]
+        else:
+            scans = [scan_postgres_in(conn, 0, top, anchors)]
+        verdict = join_scans(scans, head_seq=head_seq, head_hash=head_hash, anchors=anchors)
+        if not verdict.ok:
+            cursor.execute("SELECT count(*) FROM audit_auditevent")
+            (events,) = cursor.fetchone()
+            verdict = dataclasses.replace(verdict, events=events)
+    return verdict
+
+
+def _conninfo() -> str:
+    from psycopg.conninfo import make_conninfo
+
+    settings = connection.settings_dict
+    params = {
+        "dbname": settings["NAME"],
+        "user": settings.get("USER") or None,
+        "password": settings.get("PASSWORD") or None,
+        "host": settings.get("HOST") or None,
+        "port": str(settings["PORT"]) if settings.get("PORT") else None,
+    }
+    return make_conninfo(**{key: value for key, value in params.items() if value is not None})
+
+
+def _verify_with_orm(anchors: dict[int, str]) -> Verdict:
+    with trail_snapshot():
+        head_seq, head_hash = chain_head()
+        scan: Scan = scan_rows(orm_rows(), anchors)
+        verdict = join_scans([scan], head_seq=head_seq, head_hash=head_hash, anchors=anchors)
+        if not verdict.ok:
+            verdict = dataclasses.replace(verdict, events=AuditEvent.objects.count())
+    return verdict
+
+
+def orm_rows() -> Iterator[Row]:
+    columns = ("seq", "at", "actor", "kind", "action_id", "rollback_id", "data", "prev_hash", "hash")
+    for seq, at, *rest in AuditEvent.objects.order_by("seq").values_list(*columns).iterator(chunk_size=5000):
+        yield (seq, format_at(at), *rest)  # type: ignore[misc]
