@@ -1,0 +1,146 @@
+"""The rollback as the API shows it (RollbackSerializer: every rollback endpoint answers with it) and the
+bodies the API accepts. Input serializers only check shapes and types; the rules live in rollbacks.services."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from rollbacks.models import Communication, Rollback, SignOff, SignoffDecision, Step
+
+
+class RequiredSignoffSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    count = serializers.IntegerField()
+    given = serializers.IntegerField()
+
+
+class SignOffSerializer(serializers.ModelSerializer):
+    signer = serializers.CharField(source="signer.username")
+
+    class Meta:
+        model = SignOff
+        fields = ["signer", "role", "decision", "comment", "at"]
+
+
+class StepSerializer(serializers.ModelSerializer):
+    action = serializers.IntegerField(source="action_id")
+
+    class Meta:
+        model = Step
+        fields = ["id", "action", "depth", "outcome", "attempts", "detail", "is_loop"]
+
+
+class CommunicationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Communication
+        fields = ["audience", "channel", "status", "attempts"]
+
+
+class PlanSerializer(serializers.Serializer):
+    actions = serializers.IntegerField()
+    cascade = serializers.IntegerField()
+    irreversible = serializers.IntegerField()
+    window_expired = serializers.IntegerField()
+    action_ids = serializers.ListField(child=serializers.IntegerField())
+
+
+class RollbackSummarySerializer(serializers.ModelSerializer):
+    """A rollback in a list: everything but its steps and communications."""
+
+    queue = serializers.CharField(source="trigger", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    required_signoffs = serializers.SerializerMethodField()
+    signoffs = SignOffSerializer(many=True, read_only=True)
+    plan = PlanSerializer(read_only=True)
+
+    class Meta:
+        model = Rollback
+        fields = [
+            "id",
+            "trigger",
+            "queue",
+            "state",
+            "reason",
+            "reference",
+            "requested_by",
+            "policy_version",
+            "selector",
+            "max_cascade_depth",
+            "confirmed_depth",
+            "required_signoffs",
+            "signoffs",
+            "plan",
+            "created_at",
+            "authorized_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(RequiredSignoffSerializer(many=True))
+    def get_required_signoffs(self, rollback: Rollback) -> list[dict[str, Any]]:
+        given: dict[str, int] = {}
+        for signoff in rollback.signoffs.all():  # prefetched
+            if signoff.decision == SignoffDecision.APPROVE:
+                given[signoff.role] = given.get(signoff.role, 0) + 1
+        return [
+            {"role": item["role"], "count": item["count"], "given": given.get(item["role"], 0)}
+            for item in rollback.required_signoffs
+        ]
+
+
+class RollbackSerializer(RollbackSummarySerializer):
+    """The GET shape of the contract. Expects rollbacks.selectors.with_details (a constant number of queries)."""
+
+    steps = StepSerializer(many=True, read_only=True)
+    communications = CommunicationSerializer(many=True, read_only=True)
+
+    class Meta(RollbackSummarySerializer.Meta):
+        fields = [*RollbackSummarySerializer.Meta.fields, "steps", "communications"]
+        read_only_fields = fields
+
+
+class SelectorSerializer(serializers.Serializer):
+    """The action filters a request may select its targets with (documentation; actions.selectors checks)."""
+
+    action_type = serializers.CharField(required=False)
+    subject = serializers.CharField(required=False)
+    external_id = serializers.CharField(required=False)
+    state = serializers.CharField(required=False)
+    policy_version = serializers.IntegerField(required=False)
+    approved_by = serializers.CharField(required=False, help_text="The approver's username.")
+    integrator = serializers.CharField(required=False, help_text="The integrator's username.")
+    executed_after = serializers.DateTimeField(required=False)
+    executed_before = serializers.DateTimeField(required=False)
+
+
+class RollbackRequestSerializer(serializers.Serializer):
+    trigger = serializers.CharField(max_length=32)
+    reason = serializers.CharField(max_length=10_000)
+    actions = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, allow_empty=False, max_length=100_000
+    )
+    selector = serializers.DictField(required=False, help_text="Action filters (see SelectorSerializer).")
+    max_cascade_depth = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    reference = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
+
+    def validate_selector(self, value: dict[str, Any]) -> dict[str, Any]:
+        errors = {}
+        for key, item in value.items():
+            if isinstance(item, bool) or not isinstance(item, str | int | float | None):
+                errors[key] = ["Must be a string or a number."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return attrs
+
+
+class SignOffRequestSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=SignoffDecision.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)

@@ -1,0 +1,508 @@
+"""Requesting, signing off and cancelling rollbacks (the contract's "Rollbacks").
+
+A request freezes its target set and plan when it is created: one Step per action the cascade reaches (plus one
+per loop arrival), inserted level by level, so the number of queries grows with the graph's depth, never with
+the number of actions. Separation of duties is checked under the rollback's row lock whatever the manifest says.
+Every refusal is audited in a transaction of its own that commits before the refusal is raised.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from actions.cascade import CascadeNode, CascadeWalk, walk_cascade
+from actions.models import Action, ActionState
+from actions.selectors import actions_visible_to, select_actions
+from actions.services import change_action_states
+from audit.services import EventSpec, actor_name, record_event, record_events
+from policies.manifest import Manifest, TriggerPolicy
+from policies.selectors import NoPolicyLoaded, current_policy
+from rollback_console.errors import Conflict, DomainError, Forbidden, Invalid
+from rollbacks.models import (
+    LIVE_STATES,
+    Rollback,
+    RollbackState,
+    SignOff,
+    SignoffDecision,
+    Step,
+    Trigger,
+)
+from rollbacks.roles import signing_roles, user_roles
+from rollbacks.transitions import lock_rollback, move_rollback
+
+VIEW_ROLLBACK = "rollbacks.view_rollback"
+CANCELLABLE_STATES = frozenset({RollbackState.PENDING_AUTHORIZATION, RollbackState.AUTHORIZED})
+MAX_REASON_LENGTH = 10_000
+MAX_REFERENCE_LENGTH = 200
+# SQLite refuses statements with more than 32,766 parameters; PostgreSQL takes any number of ids at once.
+_SQLITE_CHUNK = 30_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a request would freeze: shown by the console before submitting, stored by request_rollback."""
+
+    trigger: str
+    reason: str
+    reference: str
+    policy_version_id: int
+    max_cascade_depth: int
+    selector: dict[str, Any] | None
+    required_signoffs: list[dict[str, Any]]  # [{"role", "count"}], an expired window's extras merged in
+    counts: dict[str, Any]  # {"actions", "cascade", "irreversible", "window_expired", "action_ids"}
+    walk: CascadeWalk
+    claimable: list[int]  # planned actions whose state is executed or rollback_pending
+
+
+def plan_rollback(
+    *,
+    requester: Any,
+    trigger: Any,
+    reason: Any,
+    actions: Any = None,
+    selector: Any = None,
+    max_cascade_depth: Any = None,
+    reference: Any = "",
+) -> Plan:
+    """The plan a request would freeze, without writing anything (a refused requester is audited)."""
+    version_id, manifest, policy = ensure_may_request(requester, trigger, actions=actions)
+    return _plan(
+        requester=requester,
+        policy=policy,
+        manifest=manifest,
+        version_id=version_id,
+        reason=reason,
+        actions=actions,
+        selector=selector,
+        max_cascade_depth=max_cascade_depth,
+        reference=reference,
+    )
+
+
+def ensure_may_request(requester: Any, trigger: Any, *, actions: Any = None) -> tuple[int, Manifest, TriggerPolicy]:
+    """The trigger's policy if the requester holds a role in its `requested_by`; otherwise Forbidden, the
+    refusal audited in a transaction of its own (about each named action that exists, so the action's trail
+    shows it). Call it outside any transaction that could still roll back."""
+    version_id, manifest = _policy()
+    policy = _trigger_policy(manifest, trigger)
+    if user_roles(requester) & set(policy.requested_by):
+        return version_id, manifest, policy
+    message = f"Only {_roles_text(policy.requested_by)} may request a {policy.name} rollback."
+    named: list[int] = []
+    if isinstance(actions, list) and all(isinstance(pk, int) and not isinstance(pk, bool) for pk in actions):
+        named = sorted(Action.objects.filter(pk__in=actions[:_SQLITE_CHUNK]).values_list("pk", flat=True))
+    data = {"operation": "request", "trigger": policy.name, "reason": message, "actions": named}
+    with transaction.atomic():
+        record_events(
+            [EventSpec("rollback.refused", actor=actor_name(requester), action_id=pk, data=data) for pk in named]
+            or [EventSpec("rollback.refused", actor=actor_name(requester), data=data)]
+        )
+    raise Forbidden(message)
+
+
+def request_rollback(
+    *,
+    requester: Any,
+    trigger: Any,
+    reason: Any,
+    actions: Any = None,
+    selector: Any = None,
+    max_cascade_depth: Any = None,
+    reference: Any = "",
+) -> Rollback:
+    """File a rollback: freeze its targets, cascade and plan, mark the actions rollback_pending, let the
+    requester and the signing roles see it, and audit it linked to every planned action."""
+    version_id, manifest, policy = ensure_may_request(requester, trigger, actions=actions)
+    with transaction.atomic():
+        plan = _plan(
+            requester=requester,
+            policy=policy,
+            manifest=manifest,
+            version_id=version_id,
+            reason=reason,
+            actions=actions,
+            selector=selector,
+            max_cascade_depth=max_cascade_depth,
+            reference=reference,
+        )
+        actor = actor_name(requester)
+        rollback = Rollback.objects.create(
+            trigger=plan.trigger,
+            reason=plan.reason,
+            reference=plan.reference,
+            requested_by=requester,
+            policy_version_id=plan.policy_version_id,
+            max_cascade_depth=plan.max_cascade_depth,
+            confirmed_depth=plan.max_cascade_depth,
+            selector=plan.selector,
+            plan=plan.counts,
+            required_signoffs=plan.required_signoffs,
+        )
+        _freeze_steps(rollback, plan.walk)
+        change_action_states(
+            {pk: ActionState.ROLLBACK_PENDING for pk in plan.claimable}, actor=actor, rollback_id=rollback.pk
+        )
+        assign_perm(VIEW_ROLLBACK, requester, rollback)
+        assign_perm(VIEW_ROLLBACK, Group.objects.filter(name__in=signing_roles(rollback)), rollback)
+        record_event(
+            "rollback.requested",
+            actor=actor,
+            rollback_id=rollback.pk,
+            data={
+                "trigger": plan.trigger,
+                "reason": plan.reason,
+                "reference": plan.reference,
+                "selector": plan.selector,
+                "max_cascade_depth": plan.max_cascade_depth,
+                "required_signoffs": plan.required_signoffs,
+                "plan": plan.counts,
+                "policy_version": plan.policy_version_id,
+            },
+            links=plan.walk.nodes.keys(),
+        )
+    return rollback
+
+
+def sign_off(rollback_id: int, *, signer: Any, decision: Any, comment: Any = "") -> Rollback:
+    """Approve or reject in the first required role the signer holds that is still missing. The approval that
+    completes every requirement authorizes the rollback and queues its execution once, after commit."""
+    if decision not in SignoffDecision.values:
+        raise Invalid({"decision": ['Must be "approve" or "reject".']})
+    if comment is None:
+        comment = ""
+    if not isinstance(comment, str):
+        raise Invalid({"comment": ["Must be text."]})
+    actor = actor_name(signer)
+    refusal: DomainError | None = None
+    with transaction.atomic():
+        rollback = lock_rollback(rollback_id)
+        try:
+            role = _role_to_fill(rollback, signer)
+        except DomainError as error:
+            refusal = error
+            record_event(
+                "rollback.signoff_refused",
+                actor=actor,
+                rollback_id=rollback.pk,
+                data={"decision": decision, "reason": error.message, "status": error.status_code},
+            )
+        else:
+            SignOff.objects.create(rollback=rollback, signer=signer, role=role, decision=decision, comment=comment)
+            record_event(
+                "rollback.signoff",
+                actor=actor,
+                rollback_id=rollback.pk,
+                data={"role": role, "decision": decision, "comment": comment},
+            )
+            if decision == SignoffDecision.REJECT:
+                move_rollback(
+                    rollback, RollbackState.REJECTED, actor=actor, data={"role": role}, finished_at=timezone.now()
+                )
+                _release_actions(rollback, actor=actor)
+            elif not _missing_roles(rollback):
+                move_rollback(rollback, RollbackState.AUTHORIZED, actor=actor, authorized_at=timezone.now())
+                rollback_pk = rollback.pk
+                transaction.on_commit(lambda: queue_execution(rollback_pk))
+    if refusal is not None:
+        raise refusal
+    return rollback
+
+
+def cancel_rollback(rollback_id: int, *, actor: Any) -> Rollback:
+    """The requester or a holder of one of its signing roles calls a rollback off until execution starts."""
+    name = actor_name(actor)
+    refusal: DomainError | None = None
+    with transaction.atomic():
+        rollback = lock_rollback(rollback_id)
+        try:
+            _check_may_cancel(rollback, actor)
+        except DomainError as error:
+            refusal = error
+            record_event(
+                "rollback.refused",
+                actor=name,
+                rollback_id=rollback.pk,
+                data={"operation": "cancel", "reason": error.message, "status": error.status_code},
+            )
+        else:
+            move_rollback(rollback, RollbackState.CANCELLED, actor=name, finished_at=timezone.now())
+            _release_actions(rollback, actor=name)
+    if refusal is not None:
+        raise refusal
+    return rollback
+
+
+def queue_execution(rollback_id: int) -> None:
+    """Hand an authorized rollback to the workers (called once, after the authorizing transaction commits)."""
+    from rollbacks.tasks import run_rollback  # the task module imports the execution layer, which imports us
+
+    run_rollback.delay(rollback_id)
+
+
+def _policy() -> tuple[int, Manifest]:
+    try:
+        return current_policy()
+    except NoPolicyLoaded as exc:
+        raise Conflict(str(exc)) from None
+
+
+def _trigger_policy(manifest: Manifest, trigger: Any) -> TriggerPolicy:
+    if not isinstance(trigger, str) or not trigger:
+        raise Invalid({"trigger": ["This field is required."]})
+    policy = manifest.triggers.get(trigger)
+    if policy is None:
+        known = ", ".join(name for name in Trigger.values if name in manifest.triggers)
+        raise Invalid({"trigger": [f"{trigger!r} is not a trigger of the current policy (one of {known})."]})
+    return policy
+
+
+def _plan(
+    *,
+    requester: Any,
+    policy: TriggerPolicy,
+    manifest: Manifest,
+    version_id: int,
+    reason: Any,
+    actions: Any,
+    selector: Any,
+    max_cascade_depth: Any,
+    reference: Any,
+) -> Plan:
+    errors: dict[str, Any] = {}
+    if not isinstance(reason, str) or not reason.strip():
+        errors["reason"] = ["Say why the actions should be reversed."]
+    elif len(reason) > MAX_REASON_LENGTH:
+        errors["reason"] = [f"At most {MAX_REASON_LENGTH} characters."]
+    if reference is None:
+        reference = ""
+    if not isinstance(reference, str):
+        errors["reference"] = ["Must be text."]
+    elif len(reference) > MAX_REFERENCE_LENGTH:
+        errors["reference"] = [f"At most {MAX_REFERENCE_LENGTH} characters."]
+    elif policy.reference_required and not reference.strip():
+        errors["reference"] = [f"A {policy.name} rollback needs a reference (the order's number)."]
+    depth = policy.max_cascade_depth
+    if max_cascade_depth is not None:
+        if not isinstance(max_cascade_depth, int) or isinstance(max_cascade_depth, bool) or max_cascade_depth < 0:
+            errors["max_cascade_depth"] = ["Must be a whole number of at least 0."]
+        elif max_cascade_depth > policy.max_cascade_depth:
+            errors["max_cascade_depth"] = [
+                f"A {policy.name} rollback may authorize a cascade depth of at most {policy.max_cascade_depth}."
+            ]
+        else:
+            depth = max_cascade_depth
+    if (actions is None) == (selector is None):
+        errors["non_field_errors"] = ["Give either `actions` (a list of action ids) or a `selector`, not both."]
+        raise Invalid(errors)
+    target_ids = _targets(requester, actions, selector, errors)
+    if errors:
+        raise Invalid(errors)
+
+    walk = walk_cascade(target_ids, manifest)
+    now = timezone.now()
+    irreversible = window_expired = 0
+    claimable: list[int] = []
+    for pk, state, reversibility, window_ends_at in _facts(list(walk.nodes)):
+        irreversible += reversibility == "irreversible"
+        window_expired += window_ends_at is not None and window_ends_at < now
+        if state in (ActionState.EXECUTED, ActionState.ROLLBACK_PENDING):
+            claimable.append(pk)
+    required = [{"role": s.role, "count": s.count} for s in policy.signoffs]
+    if window_expired:
+        required = _merge_signoffs(
+            required, [{"role": s.role, "count": s.count} for s in manifest.window_expired_signoffs]
+        )
+    return Plan(
+        trigger=policy.name,
+        reason=reason.strip(),
+        reference=reference.strip(),
+        policy_version_id=version_id,
+        max_cascade_depth=depth,
+        selector=dict(selector) if selector is not None else None,
+        required_signoffs=required,
+        counts={
+            "actions": len(target_ids),
+            "cascade": len(walk.nodes) - len(target_ids),
+            "irreversible": irreversible,
+            "window_expired": window_expired,
+            "action_ids": target_ids,
+        },
+        walk=walk,
+        claimable=claimable,
+    )
+
+
+def _targets(requester: Any, actions: Any, selector: Any, errors: dict[str, Any]) -> list[int]:
+    """The target ids, sorted; field errors go into `errors`. Ids the requester may not see are unknown."""
+    visible = actions_visible_to(requester)
+    if actions is not None:
+        if not isinstance(actions, list) or not all(
+            isinstance(pk, int) and not isinstance(pk, bool) and pk > 0 for pk in actions
+        ):
+            errors["actions"] = ["Must be a list of action ids."]
+            return []
+        if not actions:
+            errors["actions"] = ["Name at least one action."]
+            return []
+        wanted = sorted(set(actions))
+        found: set[int] = set()
+        for chunk in _chunks(wanted):
+            found.update(visible.filter(pk__in=chunk).values_list("pk", flat=True))
+        unknown = [pk for pk in wanted if pk not in found]
+        if unknown:
+            errors["actions"] = [f"No action you may see has the id {pk}." for pk in unknown]
+            return []
+        return wanted
+    if not isinstance(selector, Mapping):
+        errors["selector"] = ["Must be an object of action filters."]
+        return []
+    if not selector:
+        errors["selector"] = ["Give at least one filter."]
+        return []
+    try:
+        selected = select_actions(requester, selector)
+    except Invalid as exc:
+        errors["selector"] = exc.errors
+        return []
+    target_ids = sorted(selected.order_by().values_list("pk", flat=True))
+    if not target_ids:
+        errors["selector"] = ["No action you may see matches these filters."]
+    return target_ids
+
+
+def _facts(action_ids: list[int]) -> Iterable[tuple[int, str, str, Any]]:
+    for chunk in _chunks(action_ids):
+        yield from Action.objects.filter(pk__in=chunk).values_list("pk", "state", "reversibility", "window_ends_at")
+
+
+def _chunks(ids: list[int]) -> Iterable[list[int]]:
+    if connection.vendor != "sqlite":
+        yield ids
+        return
+    for start in range(0, len(ids), _SQLITE_CHUNK):
+        yield ids[start : start + _SQLITE_CHUNK]
+
+
+def _merge_signoffs(required: list[dict[str, Any]], extras: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge by role, the larger count winning; the trigger's roles keep their order, new ones follow."""
+    merged = {item["role"]: dict(item) for item in required}
+    for extra in extras:
+        if extra["role"] in merged:
+            merged[extra["role"]]["count"] = max(merged[extra["role"]]["count"], extra["count"])
+        else:
+            merged[extra["role"]] = dict(extra)
+    return list(merged.values())
+
+
+def _freeze_steps(rollback: Rollback, walk: CascadeWalk) -> None:
+    """One step per planned action, inserted a level at a time so each knows the step it was reached from,
+    then one step per loop arrival (execution ends it `loop_stopped` when it gets there)."""
+    step_of: dict[int | None, int | None] = {None: None}
+    levels: dict[int, list[CascadeNode]] = {}
+    for node in walk.nodes.values():
+        levels.setdefault(node.depth, []).append(node)
+    for depth in sorted(levels):
+        steps = Step.objects.bulk_create(
+            [
+                Step(rollback=rollback, action_id=node.action_id, depth=depth, via_id=step_of[node.via])
+                for node in levels[depth]
+            ]
+        )
+        step_of.update((step.action_id, step.pk) for step in steps)
+    if walk.loops:
+        Step.objects.bulk_create(
+            [
+                Step(
+                    rollback=rollback,
+                    action_id=loop.to_action,
+                    depth=loop.depth,
+                    via_id=step_of[loop.from_action],
+                    is_loop=True,
+                    detail="Loop: the cascade returns to an action already on its path: "
+                    + " -> ".join(f"action {pk}" for pk in loop.path)
+                    + ".",
+                )
+                for loop in walk.loops
+            ]
+        )
+
+
+def _approvals(rollback: Rollback) -> dict[str, int]:
+    return dict(
+        SignOff.objects.filter(rollback=rollback, decision=SignoffDecision.APPROVE)
+        .values_list("role")
+        .annotate(given=Count("id"))
+        .values_list("role", "given")
+    )
+
+
+def _missing_roles(rollback: Rollback) -> list[str]:
+    """The required roles still short of approvals, in the manifest's order."""
+    given = _approvals(rollback)
+    return [item["role"] for item in rollback.required_signoffs if given.get(item["role"], 0) < item["count"]]
+
+
+def _role_to_fill(rollback: Rollback, signer: Any) -> str:
+    """The role this signer's sign-off fills, or the refusal (separation of duties first)."""
+    if rollback.state != RollbackState.PENDING_AUTHORIZATION:
+        raise Conflict(f"This rollback is {rollback.state}; it takes sign-offs only while pending_authorization.")
+    if signer.pk == rollback.requested_by_id:
+        raise Forbidden("Nobody signs off a rollback they requested.")
+    if SignOff.objects.filter(rollback=rollback, signer=signer).exists():
+        raise Conflict("You have already signed off this rollback; one person counts once.")
+    held = user_roles(signer)
+    required = [item["role"] for item in rollback.required_signoffs]
+    if not held & set(required):
+        raise Forbidden(f"Only {_roles_text(required)} sign off this rollback.")
+    if (
+        rollback.trigger == Trigger.REVIEWER_ERROR
+        and Step.objects.filter(rollback=rollback, depth=0, is_loop=False, action__approved_by=signer).exists()
+    ):
+        raise Forbidden("You approved an action this rollback reverses; someone else must verify the error.")
+    for role in _missing_roles(rollback):
+        if role in held:
+            return role
+    raise Conflict(
+        f"Every role you hold that signs this rollback ({_roles_text(sorted(held & set(required)))}) has signed."
+    )
+
+
+def _check_may_cancel(rollback: Rollback, actor: Any) -> None:
+    if actor.pk != rollback.requested_by_id and not user_roles(actor) & signing_roles(rollback):
+        raise Forbidden("Only the requester or a holder of one of its signing roles may cancel this rollback.")
+    if rollback.state not in CANCELLABLE_STATES:
+        raise Conflict(f"This rollback is {rollback.state}; it can be cancelled only until execution starts.")
+
+
+def _release_actions(rollback: Rollback, *, actor: str) -> None:
+    """Put the rollback's actions back to `executed`, except those another live rollback still includes. The
+    actions are locked before the other rollbacks are read, so two releases racing see each other's end."""
+    action_ids = list(Step.objects.filter(rollback=rollback, is_loop=False).values_list("action_id", flat=True))
+    pending: list[int] = []
+    for chunk in _chunks(sorted(action_ids)):
+        pending.extend(
+            Action.objects.select_for_update()
+            .filter(pk__in=chunk, state=ActionState.ROLLBACK_PENDING)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+    claimed: set[int] = set()
+    for chunk in _chunks(pending):
+        claimed.update(
+            Step.objects.filter(action_id__in=chunk, rollback__state__in=LIVE_STATES)
+            .exclude(rollback=rollback)
+            .values_list("action_id", flat=True)
+        )
+    change_action_states(
+        {pk: ActionState.EXECUTED for pk in pending if pk not in claimed}, actor=actor, rollback_id=rollback.pk
+    )
+
+
+def _roles_text(roles: Iterable[str]) -> str:
+    return " or ".join(dict.fromkeys(roles)) or "nobody"
