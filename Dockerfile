@@ -17,7 +17,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 COPY . .
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
-    && mkdir -p /app/var && chown -R rollback /app/var
+    && mkdir -p /app/var /anchors && chown -R rollback /app/var /anchors
 
 USER rollback
 EXPOSE 8000

@@ -5,5 +5,4 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("actions.api.urls")),
     path("", include("rollbacks.api.urls")),
-    path("", include("rollbacks.api.urls")),
 ]
