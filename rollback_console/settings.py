@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "actions",
     "rollbacks",
     "demo_shop",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -67,6 +68,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "console.context_processors.console_header",
             ],
         },
     },

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/console/", permanent=False)),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("console/", include("console.urls")),
     path("api/v1/", include("rollback_console.api_urls")),
     path("demo-shop/", include("demo_shop.urls")),
 ]

@@ -1,0 +1,136 @@
+"""Server-side SVG: the cascade of a rollback as a layered graph, and the bar charts of the metrics page.
+
+Drawn in Python so the pages need no JavaScript and a screenshot shows exactly what the server knows.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+# Step outcome -> (fill, stroke, text) colours, matching the badges.
+OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
+    "reversed": ("#e3f5eb", "#1a7f4b", "#0f5132"),
+    "already_reversed": ("#e3f5eb", "#1a7f4b", "#0f5132"),
+    "manual_done": ("#e3f5eb", "#1a7f4b", "#0f5132"),
+    "pending": ("#eef1f6", "#8a94a6", "#384254"),
+    "awaiting_confirmation": ("#e6edfc", "#2457c5", "#1c3f8f"),
+    "compensation_failed": ("#fff1d6", "#a15c00", "#6b3d00"),
+    "prerequisites_unmet": ("#fff1d6", "#a15c00", "#6b3d00"),
+    "loop_stopped": ("#fff1d6", "#a15c00", "#6b3d00"),
+    "not_reversible": ("#fde7e4", "#b42318", "#7a1710"),
+    "failed": ("#fde7e4", "#b42318", "#7a1710"),
+}
+NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 220, 58, 70, 16, 12
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    key: int  # the step id
+    parent: int | None  # the step it was reached from
+    depth: int
+    title: str
+    subtitle: str
+    outcome: str
+    href: str = ""
+    dashed: bool = False  # a loop arrival
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cascade_svg(nodes: Sequence[GraphNode], *, authorized_depth: int | None = None) -> SafeString:
+    """Columns by depth, one row per step in the order given; an edge from each step to the one it came from.
+    A dashed line marks the authorized depth: steps beyond it wait for a confirmation."""
+    if not nodes:
+        return mark_safe("")
+    rows: dict[int, int] = {}
+    position: dict[int, tuple[int, int]] = {}
+    for node in nodes:
+        row = rows.get(node.depth, 0)
+        rows[node.depth] = row + 1
+        position[node.key] = (PAD + node.depth * (NODE_W + COL_GAP), PAD + 18 + row * (NODE_H + ROW_GAP))
+    depth_count = max(rows) + 1
+    width = PAD * 2 + depth_count * NODE_W + (depth_count - 1) * COL_GAP
+    height = PAD * 2 + 18 + max(rows.values()) * (NODE_H + ROW_GAP) - ROW_GAP
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'role="img" aria-label="Cascade of this rollback">'
+    ]
+    for depth in range(depth_count):
+        x = PAD + depth * (NODE_W + COL_GAP)
+        label = "targets" if depth == 0 else f"depth {depth}"
+        parts.append(f'<text x="{x}" y="{PAD + 8}" font-size="11" fill="#5b6474">{label}</text>')
+    if authorized_depth is not None and authorized_depth + 1 < depth_count:
+        line_x = PAD + (authorized_depth + 1) * (NODE_W + COL_GAP) - COL_GAP / 2
+        parts.append(
+            f'<line x1="{line_x}" y1="{PAD}" x2="{line_x}" y2="{height - PAD}" stroke="#2457c5" '
+            'stroke-dasharray="4 4"/>'
+            f'<text x="{line_x + 4}" y="{height - PAD}" font-size="10" fill="#2457c5">authorized depth</text>'
+        )
+    for node in nodes:
+        if node.parent is None or node.parent not in position:
+            continue
+        px, py = position[node.parent]
+        x, y = position[node.key]
+        x1, y1, x2, y2 = px + NODE_W, py + NODE_H / 2, x, y + NODE_H / 2
+        mid = (x1 + x2) / 2
+        dash = ' stroke-dasharray="5 4"' if node.dashed else ""
+        parts.append(
+            f'<path d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}" fill="none" stroke="#9aa4b5" '
+            f'stroke-width="1.5"{dash}/>'
+        )
+    for node in nodes:
+        x, y = position[node.key]
+        fill, stroke, ink = OUTCOME_COLOURS.get(node.outcome, OUTCOME_COLOURS["pending"])
+        dash = ' stroke-dasharray="5 4"' if node.dashed else ""
+        box = (
+            f'<g class="node" data-outcome="{escape(node.outcome)}">'
+            f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="7" fill="{fill}" stroke="{stroke}"{dash}/>'
+            f'<text x="{x + 10}" y="{y + 18}" font-size="12.5" font-weight="600" fill="#1d2433">'
+            f"{escape(_clip(node.title, 30))}</text>"
+            f'<text x="{x + 10}" y="{y + 34}" font-size="11" fill="#5b6474">{escape(_clip(node.subtitle, 34))}</text>'
+            f'<text x="{x + 10}" y="{y + 50}" font-size="11" font-weight="600" fill="{ink}">'
+            f"{escape(node.outcome.replace('_', ' '))}</text></g>"
+        )
+        if node.href:
+            box = f'<a href="{escape(node.href)}">{box}</a>'
+        parts.append(box)
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # every text above went through escape()
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float
+    caption: str  # what is written at the end of the bar ("3 of 40 · 7.5%")
+
+
+def bar_chart_svg(
+    bars: Sequence[Bar], *, title: str, maximum: float | None = None, colour: str = "#2457c5"
+) -> SafeString:
+    """Horizontal bars, one per row, longest scale = `maximum` (or the largest value)."""
+    if not bars:
+        return mark_safe(f'<p class="muted">No data for {escape(title.lower())} in this period.</p>')
+    label_w, bar_w, caption_w, row_h = 190, 360, 150, 26
+    width, height = label_w + bar_w + caption_w, len(bars) * row_h + 8
+    top = maximum if maximum is not None else max(bar.value for bar in bars)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}">'
+    ]
+    for index, bar in enumerate(bars):
+        y = 4 + index * row_h
+        length = 0.0 if top <= 0 else max(2.0, bar_w * bar.value / top) if bar.value > 0 else 0.0
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 16}" font-size="12" text-anchor="end" fill="#1d2433">'
+            f"{escape(_clip(bar.label, 28))}</text>"
+            f'<rect x="{label_w}" y="{y + 4}" width="{bar_w}" height="16" rx="3" fill="#eef1f6"/>'
+            f'<rect x="{label_w}" y="{y + 4}" width="{length:.1f}" height="16" rx="3" fill="{colour}"/>'
+            f'<text x="{label_w + bar_w + 8}" y="{y + 16}" font-size="12" fill="#384254">{escape(bar.caption)}</text>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # every text above went through escape()

@@ -1,0 +1,98 @@
+"""The console's forms. They only shape input: whether a request is allowed (who files, the reference, the
+depth cap) is the service's decision, and its field errors are put back on the form."""
+
+from typing import Any
+
+from django import forms
+
+from policies.models import PolicyVersion
+from policies.selectors import current_policy
+from rollback_console.errors import Invalid
+
+
+class RollbackRequestForm(forms.Form):
+    trigger = forms.ChoiceField()
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000)
+    reference = forms.CharField(required=False, max_length=200, help_text="Required for a regulatory order.")
+    max_cascade_depth = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=50,
+        label="Cascade depth",
+        help_text="How far downstream to reverse without asking again; empty means the trigger's cap.",
+    )
+
+    def __init__(self, *args: Any, triggers: list[str], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        manifest = current_policy()[1]
+        trigger = self.fields["trigger"]
+        assert isinstance(trigger, forms.ChoiceField)
+        trigger.choices = [(name, name.replace("_", " ")) for name in triggers]
+        caps = {name: manifest.triggers[name].max_cascade_depth for name in triggers}
+        self.caps = caps
+        self.reference_required = [name for name in triggers if manifest.triggers[name].reference_required]
+        if caps:
+            self.fields["max_cascade_depth"].help_text = "Empty means the trigger's cap: " + ", ".join(
+                f"{name} {cap}" for name, cap in caps.items()
+            )
+
+    def request_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "trigger": data["trigger"],
+            "reason": data["reason"],
+            "reference": data.get("reference") or "",
+            "max_cascade_depth": data.get("max_cascade_depth"),
+        }
+
+    def add_service_errors(self, exc: Invalid) -> None:
+        """Put a service's field errors on the matching fields, the rest on the form."""
+        for name, problems in exc.errors.items():
+            texts = problems if isinstance(problems, list | tuple) else [str(problems)]
+            for text in texts:
+                self.add_error(name if name in self.fields else None, str(text))
+
+
+class SelectorForm(RollbackRequestForm):
+    """A bulk request: the contract's action filters instead of a list of actions."""
+
+    action_type = forms.ChoiceField(required=False)
+    policy_version = forms.ModelChoiceField(queryset=PolicyVersion.objects.none(), required=False)
+    approved_by = forms.CharField(required=False, max_length=150, help_text="The approver's username.")
+    subject = forms.CharField(required=False, max_length=255)
+    executed_after = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    executed_before = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+    SELECTOR_FIELDS = ("action_type", "policy_version", "approved_by", "subject", "executed_after", "executed_before")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        manifest = current_policy()[1]
+        action_type = self.fields["action_type"]
+        assert isinstance(action_type, forms.ChoiceField)
+        action_type.choices = [("", "any")] + [(name, name) for name in manifest.action_types]
+        policy_version = self.fields["policy_version"]
+        assert isinstance(policy_version, forms.ModelChoiceField)
+        policy_version.queryset = PolicyVersion.objects.order_by("-id")
+        policy_version.empty_label = "any"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not any(data.get(name) for name in self.SELECTOR_FIELDS):
+            raise forms.ValidationError("Choose at least one filter: a bulk rollback never selects every action.")
+        return data
+
+    def selector(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        selector: dict[str, Any] = {}
+        for name in self.SELECTOR_FIELDS:
+            value = data.get(name)
+            if value in (None, ""):
+                continue
+            if name == "policy_version":
+                selector[name] = value.pk
+            elif name.startswith("executed_"):
+                selector[name] = value.isoformat()
+            else:
+                selector[name] = value
+        return selector

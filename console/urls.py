@@ -1,0 +1,19 @@
+from django.urls import path
+
+from console.views import actions, metrics, queue, remediation, rollbacks
+
+app_name = "console"
+urlpatterns = [
+    path("", queue.queue, name="queue"),
+    path("rollbacks/new/", actions.bulk_rollback, name="bulk"),
+    path("rollbacks/<int:rollback_id>/", rollbacks.rollback_page, name="rollback"),
+    path("rollbacks/<int:rollback_id>/progress/", rollbacks.rollback_progress, name="rollback-progress"),
+    path("rollbacks/<int:rollback_id>/signoff/", rollbacks.rollback_sign_off, name="rollback-signoff"),
+    path("rollbacks/<int:rollback_id>/confirm-cascade/", rollbacks.rollback_confirm_cascade, name="rollback-confirm"),
+    path("rollbacks/<int:rollback_id>/cancel/", rollbacks.rollback_cancel, name="rollback-cancel"),
+    path("actions/", actions.action_search, name="actions"),
+    path("actions/<int:action_id>/", actions.action_page, name="action"),
+    path("remediation/", remediation.remediation_list, name="remediation"),
+    path("remediation/<int:task_id>/done/", remediation.remediation_done, name="remediation-done"),
+    path("metrics/", metrics.metrics_page, name="metrics"),
+]

@@ -1,0 +1,123 @@
+"""Action pages: search, an action's chain (approval, rollbacks, upstream and downstream), filing a rollback of
+it, and the bulk page that files one for every action a selector matches."""
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from actions.models import ActionLink, ActionState
+from actions.selectors import actions_visible_to, get_action_for, preview_reversal, rollbacks_of
+from audit.models import AuditEvent, AuditLink
+from console.access import console_page, may_file, requestable_triggers
+from console.forms import RollbackRequestForm, SelectorForm
+from rollback_console.errors import DomainError, Invalid
+from rollbacks.services import plan_rollback, request_rollback
+
+PAGE_SIZE = 25
+AUDIT_ROWS = 200
+
+
+@console_page()
+def action_search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    state = request.GET.get("state", "")
+    actions = actions_visible_to(request.user).select_related("approved_by")
+    if query:
+        actions = actions.filter(Q(external_id__startswith=query) | Q(subject__startswith=query))
+    if state in ActionState.values:
+        actions = actions.filter(state=state)
+    page = Paginator(actions.order_by("-executed_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "console/actions.html",
+        {"page": page, "q": query, "state": state, "states": ActionState.values},
+    )
+
+
+def _action_trail(action_id: int) -> list[AuditEvent]:
+    """The action's own events and those of every rollback that covered it, newest part, oldest first."""
+    rollback_ids = AuditLink.objects.filter(action_id=action_id).values("rollback_id")
+    events = AuditEvent.objects.filter(Q(action_id=action_id) | Q(rollback_id__in=rollback_ids, action_id__isnull=True))
+    return list(reversed(events.order_by("-seq")[:AUDIT_ROWS]))
+
+
+def _action_context(request: HttpRequest, action_id: int, form: RollbackRequestForm | None, plan: Any = None) -> dict:
+    user = request.user
+    action = get_action_for(user, action_id, details=True)
+    triggers = requestable_triggers(user)
+    if form is None and triggers:
+        form = RollbackRequestForm(triggers=triggers, initial={"trigger": triggers[0]})
+    upstream = list(ActionLink.objects.filter(downstream=action).select_related("upstream").order_by("id"))
+    downstream = list(ActionLink.objects.filter(upstream=action).select_related("downstream").order_by("id"))
+    return {
+        "action": action,
+        "preview": preview_reversal(user, action),
+        "rollbacks": rollbacks_of(action),
+        "upstream": [link.upstream for link in upstream],
+        "downstream": [link.downstream for link in downstream],
+        "events": _action_trail(action.pk),
+        "form": form,
+        "plan": plan,
+    }
+
+
+@console_page()
+def action_page(request: HttpRequest, action_id: int) -> HttpResponse:
+    """GET shows the action; POST with intent=preview shows the plan (nothing is written); intent=submit files."""
+    if request.method == "GET":
+        return render(request, "console/action.html", _action_context(request, action_id, None))
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    action = get_action_for(request.user, action_id)
+    triggers = requestable_triggers(request.user)
+    if not triggers:
+        messages.error(request, "Your roles do not file rollbacks under the current policy.")
+        return redirect("console:action", action_id=action.pk)
+    form = RollbackRequestForm(request.POST, triggers=triggers)
+    plan = None
+    if form.is_valid():
+        arguments = {"requester": request.user, "actions": [action.pk], **form.request_kwargs()}
+        try:
+            if request.POST.get("intent") == "submit":
+                rollback = request_rollback(**arguments)
+                messages.success(request, f"Rollback #{rollback.pk} requested; it now waits for its sign-offs.")
+                return redirect("console:rollback", rollback_id=rollback.pk)
+            plan = plan_rollback(**arguments)
+        except Invalid as exc:
+            form.add_service_errors(exc)
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+    status = 200 if form.is_valid() else 400
+    return render(request, "console/action.html", _action_context(request, action.pk, form, plan), status=status)
+
+
+@console_page(may_file, reason="Your roles do not file rollbacks under the current policy.")
+def bulk_rollback(request: HttpRequest) -> HttpResponse:
+    """Build a selector, see its plan (counts, irreversible, past the window), then file it."""
+    triggers = requestable_triggers(request.user)
+    plan = None
+    if request.method == "POST":
+        form = SelectorForm(request.POST, triggers=triggers)
+        if form.is_valid():
+            arguments = {"requester": request.user, "selector": form.selector(), **form.request_kwargs()}
+            try:
+                if request.POST.get("intent") == "submit":
+                    rollback = request_rollback(**arguments)
+                    messages.success(
+                        request, f"Rollback #{rollback.pk} requested for {rollback.plan.get('actions')} actions."
+                    )
+                    return redirect("console:rollback", rollback_id=rollback.pk)
+                plan = plan_rollback(**arguments)
+            except Invalid as exc:
+                form.add_service_errors(exc)
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+        status = 200 if form.is_valid() else 400
+    else:
+        form = SelectorForm(triggers=triggers, initial={"trigger": triggers[0]})
+        status = 200
+    return render(request, "console/bulk.html", {"form": form, "plan": plan}, status=status)

@@ -1,0 +1,104 @@
+"""The queue: rollbacks waiting for a role the signer holds, newest or most urgent first."""
+
+from datetime import timedelta
+
+from django.core.paginator import Paginator
+from django.db.models import Count, DateTimeField, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from console.access import console_page
+from rollbacks.models import Rollback, RollbackState, SignOff, SignoffDecision, Step, Trigger
+from rollbacks.selectors import queue_for, rollbacks_visible_to
+
+PAGE_SIZE = 25
+# age choice -> (label, lookup on created_at, how long ago)
+AGES = {
+    "1h": ("newer than an hour", "gte", timedelta(hours=1)),
+    "24h": ("newer than a day", "gte", timedelta(days=1)),
+    "old": ("older than a day", "lt", timedelta(days=1)),
+    "week": ("older than a week", "lt", timedelta(days=7)),
+}
+SORTS = {"newest": "newest first", "urgent": "window closing first"}
+CLOSING_SOON = timedelta(hours=24)
+
+
+def _age_filter(age: str) -> Q:
+    _, lookup, span = AGES[age]
+    return Q(**{f"created_at__{lookup}": timezone.now() - span})
+
+
+def _with_queue_facts(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
+    """What a row shows besides the rollback itself, computed in the same query: the earliest reversal window of
+    its targets and the approvals given so far."""
+    earliest_window = (
+        Step.objects.filter(rollback=OuterRef("pk"), depth=0, is_loop=False)
+        .values("rollback")
+        .annotate(first=Min("action__window_ends_at"))
+        .values("first")
+    )
+    approvals = (
+        SignOff.objects.filter(rollback=OuterRef("pk"), decision=SignoffDecision.APPROVE)
+        .values("rollback")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    # Correlated subqueries rather than joins: with newest-first ordering the database computes them for the
+    # page's rows only, so the page costs the same with a hundred or a hundred thousand waiting.
+    return rollbacks.select_related("requested_by").annotate(
+        window_closes=Subquery(earliest_window, output_field=DateTimeField()),
+        approvals=Coalesce(Subquery(approvals, output_field=IntegerField()), 0),
+    )
+
+
+@console_page()
+def queue(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    waiting = queue_for(user)
+    counts = dict(waiting.order_by().values_list("trigger").annotate(n=Count("id")))
+    trigger = request.GET.get("trigger", "")
+    state = request.GET.get("state", "")
+    age = request.GET.get("age", "")
+    sort = request.GET.get("sort", "newest")
+    rows = waiting
+    if trigger in Trigger.values:
+        rows = rows.filter(trigger=trigger)
+    if state in RollbackState.values:
+        rows = rows.filter(state=state)
+    if age in AGES:
+        rows = rows.filter(_age_filter(age))
+    rows = _with_queue_facts(rows)
+    if sort == "urgent":
+        rows = rows.order_by(F("window_closes").asc(nulls_last=True), "-created_at", "-id")
+    else:
+        sort = "newest"
+        rows = rows.order_by("-created_at", "-id")
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    mine = list(
+        rollbacks_visible_to(user)
+        .filter(requested_by_id=user.pk)
+        .select_related("requested_by")
+        .order_by("-created_at")[:5]
+    )
+    return render(
+        request,
+        "console/queue.html",
+        {
+            "page": page,
+            "counts": [(name, label, counts.get(name, 0)) for name, label in Trigger.choices],
+            "total": sum(counts.values()),
+            "trigger": trigger,
+            "state": state,
+            "age": age,
+            "sort": sort,
+            "ages": [(key, label) for key, (label, _, _) in AGES.items()],
+            "sorts": SORTS.items(),
+            "states": RollbackState.values,
+            "closing_before": now + CLOSING_SOON,
+            "now": now,
+            "mine": mine,
+        },
+    )

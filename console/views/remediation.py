@@ -1,0 +1,48 @@
+"""Manual remediation: the work the workers cannot do (steps not reversible, compensations that did not go out)."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from console.access import can_sign, console_page, may_see_remediation
+from rollback_console.errors import DomainError, Invalid
+from rollbacks import execution
+from rollbacks.models import RemediationTask
+
+PAGE_SIZE = 25
+REASON = "Remediation is for people who sign off rollbacks, and for auditors to read."
+
+
+@require_GET
+@console_page(may_see_remediation, reason=REASON)
+def remediation_list(request: HttpRequest) -> HttpResponse:
+    show = request.GET.get("show", "open")
+    tasks = RemediationTask.objects.select_related("step__action", "step__rollback", "done_by")
+    if show == "done":
+        tasks = tasks.filter(done_at__isnull=False).order_by("-done_at", "-id")
+    else:
+        show = "open"
+        tasks = tasks.filter(done_at__isnull=True).order_by("created_at", "id")
+    page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "console/remediation.html",
+        {"page": page, "show": show, "may_complete": can_sign(request.user)},
+    )
+
+
+@require_POST
+@console_page(may_see_remediation, reason=REASON)
+def remediation_done(request: HttpRequest, task_id: int) -> HttpResponse:
+    note = request.POST.get("note", "").strip()
+    try:
+        execution.complete_remediation(task_id, actor=request.user, note=note)
+    except Invalid as exc:
+        messages.error(request, " ".join(str(p) for problems in exc.errors.values() for p in problems))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Remediation task {task_id} marked done.")
+    return redirect("console:remediation")

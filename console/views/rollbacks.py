@@ -1,0 +1,243 @@
+"""A rollback request's page, its progress fragment, and the buttons on it (each calls the API's service)."""
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from audit.models import AuditEvent, AuditLink
+from console.access import console_page
+from console.drawing import GraphNode, cascade_svg
+from rollback_console.errors import DomainError, Invalid
+from rollbacks import execution
+from rollbacks.models import (
+    FINISHED_OUTCOMES,
+    NEEDS_PERSON_OUTCOMES,
+    RemediationTask,
+    Rollback,
+    RollbackState,
+    SignoffDecision,
+    Step,
+    StepOutcome,
+    Trigger,
+)
+from rollbacks.roles import holds_signing_role, user_roles
+from rollbacks.selectors import get_rollback_for
+from rollbacks.services import cancel_rollback, sign_off
+
+# The trail on the page is the newest part; the whole of it is in the API and the export.
+AUDIT_ROWS = 200
+TARGET_ROWS = 50
+RUNNING_STATES = frozenset({RollbackState.AUTHORIZED, RollbackState.EXECUTING, RollbackState.COMMUNICATING})
+CANCELLABLE_STATES = frozenset({RollbackState.PENDING_AUTHORIZATION, RollbackState.AUTHORIZED})
+
+
+@dataclass(frozen=True)
+class Requirement:
+    role: str
+    count: int
+    given: int
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.count - self.given)
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    finished: int
+    needs_person: int
+    waiting: int  # awaiting confirmation
+    by_outcome: list[tuple[str, int]]
+
+    @property
+    def percent(self) -> int:
+        return round(100 * (self.finished + self.needs_person) / self.total) if self.total else 100
+
+
+def _requirements(rollback: Rollback, signoffs: list[Any]) -> list[Requirement]:
+    given = Counter(signoff.role for signoff in signoffs if signoff.decision == SignoffDecision.APPROVE)
+    return [
+        Requirement(role=req["role"], count=req["count"], given=given.get(req["role"], 0))
+        for req in rollback.required_signoffs
+    ]
+
+
+def why_not_sign(
+    user: Any, rollback: Rollback, requirements: list[Requirement], signoffs: list[Any], targets: list[Step]
+) -> str | None:
+    """Why this person sees no Approve/Reject buttons, or None when they may sign. The service checks it all again
+    under the row lock; this only keeps buttons away from people who would be refused."""
+    if rollback.state != RollbackState.PENDING_AUTHORIZATION:
+        return ""  # nothing to sign; the page shows the state
+    if user.pk == rollback.requested_by_id:
+        return "You requested this rollback: someone else must sign it off."
+    if rollback.trigger == Trigger.REVIEWER_ERROR and any(step.action.approved_by_id == user.pk for step in targets):
+        return "You approved the original action, so you may not verify its rollback."
+    if any(signoff.signer_id == user.pk for signoff in signoffs):
+        return "You have already signed this rollback."
+    missing = {req.role for req in requirements if req.missing}
+    if not user_roles(user) & missing:
+        return "None of your roles is still needed here."
+    return None
+
+
+def _graph(rollback: Rollback, steps: list[Step]) -> Any:
+    nodes = [
+        GraphNode(
+            key=step.pk,
+            parent=step.via_id,
+            depth=step.depth,
+            title=step.action.action_type,
+            subtitle=step.action.external_id,
+            outcome=step.outcome,
+            href=reverse("console:action", args=[step.action_id]),
+            dashed=step.is_loop,
+        )
+        for step in steps
+    ]
+    return cascade_svg(nodes, authorized_depth=rollback.confirmed_depth)
+
+
+def _progress(steps: list[Step]) -> Progress:
+    outcomes = Counter(step.outcome for step in steps)
+    return Progress(
+        total=len(steps),
+        finished=sum(outcomes[o] for o in FINISHED_OUTCOMES),
+        needs_person=sum(outcomes[o] for o in NEEDS_PERSON_OUTCOMES),
+        waiting=outcomes[StepOutcome.AWAITING_CONFIRMATION],
+        by_outcome=sorted(outcomes.items()),
+    )
+
+
+def _audit_trail(rollback: Rollback) -> list[AuditEvent]:
+    """The rollback's events and its actions' own records (AuditLink), newest last."""
+    covered = AuditLink.objects.filter(rollback_id=rollback.pk).values("action_id")
+    events = AuditEvent.objects.filter(Q(rollback_id=rollback.pk) | Q(action_id__in=covered, rollback_id__isnull=True))
+    return list(reversed(events.order_by("-seq")[:AUDIT_ROWS]))
+
+
+@require_GET
+@console_page()
+def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
+    user = request.user
+    rollback = get_rollback_for(user, rollback_id)
+    steps = list(
+        Step.objects.filter(rollback=rollback)
+        .select_related("action", "action__approved_by", "action__integrator")
+        .order_by("depth", "id")
+    )
+    signoffs = list(rollback.signoffs.select_related("signer").order_by("at", "id"))
+    communications = list(rollback.communications.select_related("step__action").order_by("id"))
+    remediation = list(
+        RemediationTask.objects.filter(step__rollback=rollback).select_related("step__action", "done_by").order_by("id")
+    )
+    targets = [step for step in steps if step.depth == 0 and not step.is_loop]
+    requirements = _requirements(rollback, signoffs)
+    refusal = why_not_sign(user, rollback, requirements, signoffs, targets)
+    signing = holds_signing_role(user, rollback)
+    prerequisites = sorted({p for step in steps for p in step.action.prerequisites})
+    side_effects = sorted({s for step in steps for s in step.action.side_effects})
+    windows = [step.action.window_ends_at for step in targets if step.action.window_ends_at is not None]
+    return render(
+        request,
+        "console/rollback.html",
+        {
+            "rollback": rollback,
+            "steps": steps,
+            "targets": targets[:TARGET_ROWS],
+            "more_targets": max(0, len(targets) - TARGET_ROWS),
+            "signoffs": signoffs,
+            "requirements": requirements,
+            "may_sign": refusal is None,
+            "sign_refusal": refusal or "",
+            "may_confirm": rollback.state == RollbackState.PAUSED and signing,
+            "may_cancel": rollback.state in CANCELLABLE_STATES and (signing or user.pk == rollback.requested_by_id),
+            "running": rollback.state in RUNNING_STATES,
+            "progress": _progress(steps),
+            "graph": _graph(rollback, steps),
+            "communications": communications,
+            "remediation": remediation,
+            "events": _audit_trail(rollback),
+            "prerequisites": prerequisites,
+            "side_effects": side_effects,
+            "window_closes": min(windows) if windows else None,
+        },
+    )
+
+
+@require_GET
+@console_page()
+def rollback_progress(request: HttpRequest, rollback_id: int) -> HttpResponse:
+    """The progress bar alone, polled while the rollback runs. When the state has moved on from the one the page
+    was drawn in, ask htmx to reload the page so outcomes and buttons are current."""
+    rollback = get_rollback_for(request.user, rollback_id)
+    outcomes = list(Step.objects.filter(rollback=rollback).values_list("outcome", flat=True))
+    response = render(
+        request,
+        "console/_progress.html",
+        {
+            "rollback": rollback,
+            "progress": _progress([Step(outcome=outcome) for outcome in outcomes]),
+            "running": rollback.state in RUNNING_STATES,
+        },
+    )
+    if request.GET.get("seen") and request.GET["seen"] != rollback.state:
+        response["HX-Refresh"] = "true"
+    return response
+
+
+def _after(request: HttpRequest, rollback_id: int, call: Any, success: str) -> HttpResponse:
+    try:
+        call()
+    except Invalid as exc:
+        messages.error(request, " ".join(f"{problem}" for problems in exc.errors.values() for problem in problems))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, success)
+    return redirect("console:rollback", rollback_id=rollback_id)
+
+
+@require_POST
+@console_page()
+def rollback_sign_off(request: HttpRequest, rollback_id: int) -> HttpResponse:
+    rollback = get_rollback_for(request.user, rollback_id)
+    decision = request.POST.get("decision", "")
+    if decision not in SignoffDecision.values:
+        messages.error(request, "Choose Approve or Reject.")
+        return redirect("console:rollback", rollback_id=rollback.pk)
+    comment = request.POST.get("comment", "").strip()
+    done = "You approved this rollback." if decision == SignoffDecision.APPROVE else "You rejected this rollback."
+    return _after(
+        request,
+        rollback.pk,
+        lambda: sign_off(rollback.pk, signer=request.user, decision=decision, comment=comment),
+        done,
+    )
+
+
+@require_POST
+@console_page()
+def rollback_confirm_cascade(request: HttpRequest, rollback_id: int) -> HttpResponse:
+    rollback = get_rollback_for(request.user, rollback_id)
+    return _after(
+        request,
+        rollback.pk,
+        lambda: execution.confirm_cascade(rollback.pk, actor=request.user),
+        "Cascade confirmed one level further; execution continues.",
+    )
+
+
+@require_POST
+@console_page()
+def rollback_cancel(request: HttpRequest, rollback_id: int) -> HttpResponse:
+    rollback = get_rollback_for(request.user, rollback_id)
+    return _after(request, rollback.pk, lambda: cancel_rollback(rollback.pk, actor=request.user), "Rollback cancelled.")

@@ -1,0 +1,156 @@
+"""Rollbacks in the admin, read-only: every state change is an admin action that calls the same service the API
+and the console call, so it is checked and audited the same way. Nothing here saves a stateful row itself."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from rollback_console.errors import DomainError
+from rollbacks import execution
+from rollbacks.models import Communication, RemediationTask, Rollback, SignOff, Step
+from rollbacks.services import cancel_rollback
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class StepInline(ReadOnlyInline):
+    model = Step
+    fk_name = "rollback"
+    fields = ("action", "depth", "via", "is_loop", "outcome", "phase", "attempts", "detail", "finished_at")
+    readonly_fields = fields
+
+
+class SignOffInline(ReadOnlyInline):
+    model = SignOff
+    fields = ("signer", "role", "decision", "comment", "at")
+    readonly_fields = fields
+
+
+class CommunicationInline(ReadOnlyInline):
+    model = Communication
+    fields = ("audience", "channel", "template", "step", "status", "attempts", "last_error", "sent_at")
+    readonly_fields = fields
+
+
+def _run_each(modeladmin: admin.ModelAdmin, request: HttpRequest, items: QuerySet[Any], call: Any, done: str) -> None:
+    """Call a service for each selected row; a refusal is reported for that row and the others go on."""
+    succeeded = 0
+    for item in items:
+        try:
+            call(item)
+        except DomainError as exc:
+            modeladmin.message_user(request, f"{item}: {exc.message}", messages.ERROR)
+        else:
+            succeeded += 1
+    if succeeded:
+        modeladmin.message_user(request, f"{done}: {succeeded}.", messages.SUCCESS)
+
+
+@admin.register(Rollback)
+class RollbackAdmin(admin.ModelAdmin):
+    list_display = ("id", "trigger", "state", "requested_by", "created_at", "planned_actions", "finished_at")
+    list_filter = ("state", "trigger", "created_at")
+    search_fields = ("=id", "reason", "reference", "requested_by__username")
+    list_select_related = ("requested_by",)
+    date_hierarchy = "created_at"
+    inlines = [SignOffInline, StepInline, CommunicationInline]
+    actions = ["cancel", "confirm_cascade_one_level"]
+
+    @admin.display(description="actions")
+    def planned_actions(self, rollback: Rollback) -> Any:
+        return rollback.plan.get("actions")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in Rollback._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # requests are filed from the console or the API, through request_rollback
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # state moves only through the actions below
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Cancel (until execution starts)", permissions=["view"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Rollback]) -> None:
+        _run_each(self, request, queryset, lambda r: cancel_rollback(r.pk, actor=request.user), "Cancelled")
+
+    @admin.action(description="Confirm the cascade one more level (paused rollbacks)", permissions=["view"])
+    def confirm_cascade_one_level(self, request: HttpRequest, queryset: QuerySet[Rollback]) -> None:
+        _run_each(self, request, queryset, lambda r: execution.confirm_cascade(r.pk, actor=request.user), "Confirmed")
+
+
+class RemediationNoteForm(forms.Form):
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), help_text="What was done.")
+
+
+@admin.register(RemediationTask)
+class RemediationTaskAdmin(admin.ModelAdmin):
+    list_display = ("id", "reason", "step_action", "rollback", "created_at", "done_at", "done_by")
+    list_filter = ("reason", ("done_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("=id", "step__action__external_id", "step__action__subject", "note")
+    list_select_related = ("step__action", "done_by")
+    actions = ["mark_done"]
+
+    @admin.display(description="action")
+    def step_action(self, task: RemediationTask) -> str:
+        return str(task.step.action)
+
+    @admin.display(description="rollback")
+    def rollback(self, task: RemediationTask) -> int:
+        return task.step.rollback_id
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in RemediationTask._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # execution opens them
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Mark done, with a note", permissions=["view"])
+    def mark_done(self, request: HttpRequest, queryset: QuerySet[RemediationTask]) -> HttpResponse | None:
+        """Asks for the note first (an intermediate page), then completes each task through the service."""
+        form = RemediationNoteForm(request.POST if "note" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            note = form.cleaned_data["note"]
+            _run_each(
+                self,
+                request,
+                queryset,
+                lambda task: execution.complete_remediation(task.pk, actor=request.user, note=note),
+                "Marked done",
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Mark remediation done",
+            "tasks": queryset,
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/rollbacks/remediation_done.html", context)

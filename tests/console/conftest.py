@@ -1,0 +1,98 @@
+"""Helpers for the console tests: actions recorded and rollbacks filed through the real services, and browsers
+(Django test clients) that check CSRF like a real one does."""
+
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from actions.models import Action
+from actions.services import record_action
+from audit.models import AuditEvent
+from rollbacks.models import Rollback, SignOff, Step
+from rollbacks.services import request_rollback
+
+_ids = itertools.count(1)
+
+
+def record(
+    integrator: Any,
+    action_type: str = "refund.issue",
+    *,
+    approved_by: str = "alice",
+    executed_at: datetime | None = None,
+    caused_by: tuple[str, ...] = (),
+    amount: str = "25.00",
+    subject: str = "customer:1001",
+) -> Action:
+    executed_at = executed_at or timezone.now() - timedelta(hours=1)
+    action, _ = record_action(
+        integrator,
+        {
+            "external_id": f"console-{next(_ids)}",
+            "action_type": action_type,
+            "subject": subject,
+            "payload": {"amount": amount, "currency": "EUR"},
+            "executed_at": executed_at.isoformat(),
+            "approved_by": approved_by,
+            "approved_at": (executed_at - timedelta(seconds=30)).isoformat(),
+            "approval_context": {"ticket": "T-9"},
+            "caused_by": list(caused_by),
+        },
+    )
+    return action
+
+
+@pytest.fixture
+def browser_for(cast) -> Callable[[Any], Client]:  # type: ignore[no-untyped-def]
+    """A test client signed in as `user` (None: anonymous) that enforces CSRF like a browser's requests."""
+
+    def make(user: Any) -> Client:
+        client = Client(enforce_csrf_checks=True)
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def no_workers() -> Iterator[list[int]]:
+    """Rollbacks authorized during the test are handed to this list instead of the workers."""
+    queued: list[int] = []
+    import rollbacks.tasks as tasks
+
+    with mock.patch.object(tasks.run_rollback, "delay", side_effect=queued.append):
+        yield queued
+
+
+@pytest.fixture
+def reviewer_error(cast) -> Rollback:  # type: ignore[no-untyped-def]
+    """bob flags alice's refund as a reviewer error; it waits for a verifier."""
+    action = record(cast.shop)
+    return request_rollback(
+        requester=cast.bob, trigger="reviewer_error", reason="refund was approved by mistake", actions=[action.pk]
+    )
+
+
+def csrf_token(client: Client, url: str) -> str:
+    """The token a page's form carries, as a browser would read it before posting."""
+    client.get(url)
+    return client.cookies["csrftoken"].value
+
+
+def snapshot() -> tuple[int, ...]:
+    """Row counts of everything a console page could change."""
+    return (
+        AuditEvent.objects.count(),
+        Rollback.objects.count(),
+        SignOff.objects.count(),
+        Step.objects.count(),
+        Action.objects.count(),
+        tuple(Rollback.objects.order_by("pk").values_list("state", flat=True)),
+    )

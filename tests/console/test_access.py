@@ -1,0 +1,113 @@
+"""Who may open which console page, and what a refusal says."""
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEvent
+
+from .conftest import record
+
+PAGES = ["console:queue", "console:actions", "console:bulk", "console:remediation", "console:metrics"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", PAGES)
+def test_an_anonymous_visitor_is_sent_to_the_login_page(browser_for, page):
+    response = browser_for(None).get(reverse(page))
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", PAGES)
+def test_someone_without_a_role_is_refused_with_the_reason(cast, browser_for, page):
+    response = browser_for(cast.nobody).get(reverse(page))
+    assert response.status_code == 403
+    assert b"You hold no role in Rollback Console" in response.content
+    assert AuditEvent.objects.filter(kind="auth.forbidden", actor="nobody").exists()
+
+
+@pytest.mark.django_db
+def test_an_integrator_account_is_told_to_use_the_api(cast, browser_for):
+    response = browser_for(cast.shop).get(reverse("console:queue"))
+    assert response.status_code == 403
+    assert b"service accounts" in response.content
+
+
+@pytest.mark.django_db
+def test_a_reviewer_cannot_open_metrics_or_remediation(cast, browser_for):
+    client = browser_for(cast.alice)
+    for page in ("console:metrics", "console:remediation"):
+        response = client.get(reverse(page))
+        assert response.status_code == 403
+        assert b"sign off rollbacks" in response.content
+
+
+@pytest.mark.django_db
+def test_an_auditor_cannot_file_a_bulk_rollback(cast, browser_for):
+    response = browser_for(cast.audrey).get(reverse("console:bulk"))
+    assert response.status_code == 403
+    assert b"do not file rollbacks" in response.content
+
+
+@pytest.mark.django_db
+def test_the_header_names_the_person_and_their_roles_and_only_their_pages(cast, browser_for):
+    response = browser_for(cast.lex).get(reverse("console:queue"))
+    html = response.content.decode()
+    assert 'data-testid="signed-in-as">lex<' in html
+    assert ">executive<" in html and ">legal<" in html
+    assert reverse("console:metrics") in html
+    reviewer_html = browser_for(cast.alice).get(reverse("console:queue")).content.decode()
+    assert reverse("console:metrics") not in reviewer_html
+    assert reverse("console:actions") in reviewer_html
+    verifier_html = browser_for(cast.vera).get(reverse("console:queue")).content.decode()
+    assert reverse("console:bulk") not in verifier_html  # verifiers sign; they file nothing
+
+
+@pytest.mark.django_db
+def test_signing_in_with_the_login_form_leads_to_the_queue(cast, browser_for):
+    from tests.conftest import PASSWORD
+
+    client = browser_for(None)
+    client.get("/accounts/login/")
+    token = client.cookies["csrftoken"].value
+    response = client.post("/accounts/login/", {"username": "vera", "password": PASSWORD, "csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and response["Location"] == "/console/"
+    assert client.get("/console/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_wrong_password_is_refused_on_the_form(cast, browser_for):
+    client = browser_for(None)
+    client.get("/accounts/login/")
+    token = client.cookies["csrftoken"].value
+    response = client.post("/accounts/login/", {"username": "vera", "password": "nope", "csrfmiddlewaretoken": token})
+    assert response.status_code == 200
+    assert b"Please enter a correct username and password" in response.content
+
+
+@pytest.mark.django_db
+def test_signing_out_takes_a_post(cast, browser_for):
+    client = browser_for(cast.vera)
+    assert client.get("/accounts/logout/").status_code == 405
+    client.get(reverse("console:queue"))
+    token = client.cookies["csrftoken"].value
+    response = client.post("/accounts/logout/", {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert browser_for(None).get(reverse("console:queue")).status_code == 302
+
+
+@pytest.mark.django_db
+def test_an_action_or_rollback_that_does_not_exist_is_a_404(cast, browser_for):
+    client = browser_for(cast.vera)
+    assert client.get(reverse("console:action", args=[999999])).status_code == 404
+    assert client.get(reverse("console:rollback", args=[999999])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_rollback_the_person_may_not_see_is_a_404(cast, browser_for):
+    action = record(cast.shop)
+    from rollbacks.services import request_rollback
+
+    rollback = request_rollback(requester=cast.carl, trigger="customer_request", reason="asked", actions=[action.pk])
+    assert browser_for(cast.vera).get(reverse("console:rollback", args=[rollback.pk])).status_code == 404
