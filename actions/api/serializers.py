@@ -240,7 +240,7 @@ def _signers(requirements: tuple[SignoffRequirement, ...]) -> str:
         if requirement.count == 1:
             names.append(("an " if role[0] in "aeiou" else "a ") + role)
         else:
-            names.append(f"{requirement.count} {role}s")
+            names.append(f"{requirement.count} people in {role}")
     return " and ".join(names)
 
 

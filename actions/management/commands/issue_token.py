@@ -1,9 +1,9 @@
 import getpass
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from knox.settings import knox_settings
 
 from policies.manifest import parse_duration
 from rollback_console.authentication import issue_token
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         text = options["expires"]
         expires: timedelta | None
         if text is None:
-            expires = settings.REST_KNOX["TOKEN_TTL"]
+            expires = knox_settings.TOKEN_TTL
         elif text == "never":
             expires = None
         else:

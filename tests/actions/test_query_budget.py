@@ -1,0 +1,51 @@
+"""Recording costs the same number of queries whatever the batch size or the number of links."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from actions.services import record_action
+from tests.actions.conftest import action_body
+
+pytestmark = pytest.mark.django_db
+
+
+def _queries(client, url, payload):
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(url, payload, format="json")
+    assert response.status_code == 201, response.content
+    return len(captured)
+
+
+def test_one_action_costs_as_much_with_fifty_causes_as_with_none(client_for, cast, recorded):
+    causes = [recorded(external_id=f"cause-{i}").external_id for i in range(50)]
+    client = client_for(cast.shop)
+    _queries(client, "/api/v1/actions/", action_body())  # warm the policy's parse cache
+
+    alone = _queries(client, "/api/v1/actions/", action_body())
+    linked = _queries(client, "/api/v1/actions/", action_body(caused_by=causes))
+
+    assert linked == alone + 1  # the links' one insert
+
+
+def test_recording_one_action_stays_within_its_query_budget(cast, django_assert_max_num_queries):
+    record_action(cast.shop, action_body())
+
+    # policy, existing + causes, approver, insert, audit head lock + insert + update, savepoint + release
+    with django_assert_max_num_queries(9):
+        record_action(cast.shop, action_body())
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite splits large inserts by its parameter limit")
+def test_a_batch_of_a_thousand_costs_as_many_queries_as_a_batch_of_ten(client_for, cast):
+    client = client_for(cast.shop)
+    url = "/api/v1/actions/batch/"
+    _queries(client, url, {"actions": [action_body()]})
+
+    def batch(size):
+        first = action_body()
+        rest = [action_body(caused_by=[first["external_id"]]) for _ in range(size - 1)]
+        return {"actions": [first, *rest]}
+
+    assert _queries(client, url, batch(10)) == _queries(client, url, batch(1000))

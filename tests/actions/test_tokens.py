@@ -1,0 +1,96 @@
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from rollback_console.authentication import issue_token
+from tests.actions.conftest import action_body, audit_events
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/actions/"
+
+
+def _issue(*args):
+    out = StringIO()
+    call_command("issue_token", *args, stdout=out)
+    return out.getvalue().splitlines()[-1]
+
+
+def _client(token):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+def test_issue_token_prints_a_token_alone_on_its_last_line_that_records_actions(cast):
+    token = _issue("shop")
+
+    response = _client(token).post(URL, action_body(), format="json")
+
+    assert response.status_code == 201
+    assert response.json()["integrator"] == "shop"
+    (event,) = audit_events("token.issued")
+    assert event.data.startswith('{"expires_at":"') and '"user":"shop"' in event.data
+    assert token not in event.data
+
+
+def test_a_token_is_stored_only_as_a_hash(cast):
+    token = _issue("shop")
+
+    (record,) = AuthToken.objects.filter(user=cast.shop)
+    assert token not in (record.digest, record.token_key)
+    assert len(token) == 64 and record.digest != token
+
+
+def test_a_token_expires_after_the_given_time(cast):
+    token = _issue("shop", "--expires", "2h")
+
+    (record,) = AuthToken.objects.filter(user=cast.shop)
+    assert timedelta(hours=1, minutes=59) < record.expiry - timezone.now() <= timedelta(hours=2)
+    assert _client(token).get(URL).status_code == 200
+
+
+def test_an_expired_token_is_refused_with_401_and_the_refusal_is_audited(cast):
+    _, token = issue_token(cast.shop, expires=timedelta(seconds=-1), actor="test")
+
+    response = _client(token).post(URL, action_body(), format="json")
+
+    assert response.status_code == 401
+    assert audit_events("auth.failed")[-1].data == (
+        '{"method":"POST","path":"/api/v1/actions/","reason":"Invalid token."}'
+    )
+
+
+def test_revoked_tokens_are_refused_at_once(cast):
+    first, second = _issue("shop"), _issue("shop")
+    assert _client(first).get(URL).status_code == 200
+
+    out = StringIO()
+    call_command("revoke_tokens", "shop", stdout=out)
+
+    assert "Revoked 2 token(s) of shop." in out.getvalue()
+    assert _client(first).get(URL).status_code == 401
+    assert _client(second).get(URL).status_code == 401
+    (event,) = audit_events("token.revoked")
+    assert '"tokens":2' in event.data and '"user":"shop"' in event.data
+
+
+@pytest.mark.parametrize("header", ["Token", "Token a b", "Token not-a-real-token", "Token \xff\xfe"])
+def test_a_malformed_or_unknown_token_is_a_401(cast, header):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+
+    assert client.get(URL).status_code == 401
+
+
+def test_the_commands_refuse_unknown_users_and_bad_durations(cast):
+    with pytest.raises(CommandError, match="No user is named 'mallory'"):
+        _issue("mallory")
+    with pytest.raises(CommandError, match="--expires"):
+        _issue("shop", "--expires", "soon")
+    with pytest.raises(CommandError, match="No user is named 'mallory'"):
+        call_command("revoke_tokens", "mallory", stdout=StringIO())
