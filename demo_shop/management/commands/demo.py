@@ -1,0 +1,52 @@
+import io
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from demo_shop.story import INTEGRATOR, integrator_token, seed_people, seed_story
+from policies.services import load_policy
+
+DEMO_MANIFEST = Path(settings.BASE_DIR) / "policies" / "manifests" / "demo.toml"
+
+
+def issue_token(username: str) -> str:
+    out = io.StringIO()
+    call_command("issue_token", username, actor="demo", stdout=out)
+    return out.getvalue().strip().splitlines()[-1]
+
+
+class Command(BaseCommand):
+    help = (
+        "Set up the demo: migrate, load the demo policy, create one user per role and the shop's token, and seed "
+        "the demo shop's customers and its agents' actions. Running it again changes nothing."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--credentials",
+            type=Path,
+            default=Path(settings.VAR_DIR) / "demo-credentials.json",
+            help="Where the generated passwords and the shop's token are kept (mode 0600) to be shown again.",
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        credentials = options["credentials"]
+        assert isinstance(credentials, Path)
+        call_command("migrate", interactive=False, verbosity=0)
+        policy = load_policy(DEMO_MANIFEST.read_text(), actor="demo")
+        logins = seed_people(credentials)
+        token = integrator_token(credentials, issue_token)
+        seeded = seed_story()
+
+        self.stdout.write(f"Policy {policy.version.label} ({policy.version.content_hash[:12]}) is current.")
+        self.stdout.write(
+            f"Demo shop: {seeded.customers} customers; {seeded.actions_total} actions recorded by {INTEGRATOR!r}"
+            f" ({seeded.actions_recorded} new this run); {seeded.rollbacks_filed} rollback requests filed this run."
+        )
+        self.stdout.write("\nLog in as (passwords are kept in " + str(credentials) + "):")
+        for login in logins:
+            roles = ", ".join(login.roles) or "superuser, /admin/ only"
+            self.stdout.write(f"  {login.username:<8} {login.password:<16} {roles}")
+        self.stdout.write(f"\nThe shop's API token (Authorization: Token ...):\n  {token}")
