@@ -71,3 +71,12 @@ def assert_audit_event(kind: str, **filters: Any) -> AuditEvent:
     found = events(kind, **filters)
     assert found, f"no {kind} event with {filters}; kinds: {[e.kind for e in events(**filters)]}"
     return found[-1]
+
+
+def colleague(username: str, *roles: str) -> Any:
+    """Another holder of these roles, beside the cast (a second policy owner, a second legal counsel ...)."""
+    from django.contrib.auth.models import Group, User
+
+    user, _ = User.objects.get_or_create(username=username)
+    user.groups.set(Group.objects.filter(name__in=roles))
+    return user
