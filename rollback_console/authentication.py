@@ -3,6 +3,8 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication
 from knox.models import AuthToken
 from rest_framework import exceptions
@@ -70,3 +72,13 @@ def revoke_tokens(user: Any, *, actor: str) -> int:
         count, _ = AuthToken.objects.filter(user=user).delete()
         record_event("token.revoked", actor=actor, data={"user": user.get_username(), "tokens": count})
     return count
+
+
+class AuditedTokenScheme(OpenApiAuthenticationExtension):
+    """Documents `Authorization: Token KEY` in the OpenAPI schema."""
+
+    target_class = AuditedTokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Token")

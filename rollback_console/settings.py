@@ -137,6 +137,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "ActionStateEnum": "actions.models.ActionState",
+        "ReversibilityEnum": "actions.models.Reversibility",
+        "RollbackStateEnum": "rollbacks.models.RollbackState",
+    },
 }
 
 # Celery: the embedded default is kombu's filesystem transport under var/, so one machine needs no Redis.

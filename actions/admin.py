@@ -1,0 +1,93 @@
+"""Actions in the admin: read-only. An action changes only through actions.services (its state follows its
+rollbacks), and its approval and reversibility are frozen at recording, so nothing here may edit or delete one."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from actions.models import Action, ActionLink
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class UpstreamInline(admin.TabularInline):
+    model = ActionLink
+    fk_name = "downstream"
+    verbose_name = "caused by"
+    verbose_name_plural = "caused by"
+    fields = ["upstream", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DownstreamInline(UpstreamInline):
+    fk_name = "upstream"
+    verbose_name = "causes"
+    verbose_name_plural = "causes"
+    fields = ["downstream", "created_at"]
+    readonly_fields = fields
+
+
+@admin.register(Action)
+class ActionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "external_id",
+        "action_type",
+        "subject",
+        "integrator",
+        "approved_by",
+        "state",
+        "reversibility",
+        "executed_at",
+        "window_ends_at",
+        "amount",
+        "policy_version",
+    ]
+    list_filter = ["state", "reversibility", "action_type", "integrator", "policy_version", "executed_at"]
+    search_fields = ["external_id", "subject", "approved_by__username", "integrator__username"]
+    list_select_related = ["integrator", "approved_by", "policy_version"]
+    date_hierarchy = "executed_at"
+    inlines = [UpstreamInline, DownstreamInline]
+    fieldsets = [
+        (None, {"fields": ["integrator", "external_id", "action_type", "subject", "payload", "executed_at", "state"]}),
+        ("Approval", {"fields": ["approved_by", "approved_at", "approval_context"]}),
+        (
+            "Reversibility (frozen from the policy at recording)",
+            {
+                "fields": [
+                    "policy_version",
+                    "reversibility",
+                    "reversal_method",
+                    "prerequisites",
+                    "side_effects",
+                    "window_ends_at",
+                    "amount",
+                ]
+            },
+        ),
+        ("Recording", {"fields": ["fingerprint", "recorded_at"]}),
+    ]
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+
+
+@admin.register(ActionLink)
+class ActionLinkAdmin(ReadOnlyAdmin):
+    list_display = ["id", "upstream", "downstream", "created_at"]
+    list_select_related = ["upstream", "downstream"]
+    search_fields = ["upstream__external_id", "downstream__external_id"]
+    list_filter = ["created_at"]
