@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from rollback_console.errors import DomainError
-from rollbacks import execution
+from rollbacks.execution import complete_remediation, confirm_cascade
 from rollbacks.models import Communication, RemediationTask, Rollback, SignOff, Step
 from rollbacks.services import cancel_rollback
 
@@ -96,7 +96,7 @@ class RollbackAdmin(admin.ModelAdmin):
 
     @admin.action(description="Confirm the cascade one more level (paused rollbacks)", permissions=["view"])
     def confirm_cascade_one_level(self, request: HttpRequest, queryset: QuerySet[Rollback]) -> None:
-        _run_each(self, request, queryset, lambda r: execution.confirm_cascade(r.pk, actor=request.user), "Confirmed")
+        _run_each(self, request, queryset, lambda r: confirm_cascade(r.pk, actor=request.user), "Confirmed")
 
 
 class RemediationNoteForm(forms.Form):
@@ -141,7 +141,7 @@ class RemediationTaskAdmin(admin.ModelAdmin):
                 self,
                 request,
                 queryset,
-                lambda task: execution.complete_remediation(task.pk, actor=request.user, note=note),
+                lambda task: complete_remediation(task.pk, actor=request.user, note=note),
                 "Marked done",
             )
             return None

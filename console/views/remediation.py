@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from console.access import can_sign, console_page, may_see_remediation
 from rollback_console.errors import DomainError, Invalid
-from rollbacks import execution
+from rollbacks.execution import complete_remediation
 from rollbacks.models import RemediationTask
 
 PAGE_SIZE = 25
@@ -38,7 +38,7 @@ def remediation_list(request: HttpRequest) -> HttpResponse:
 def remediation_done(request: HttpRequest, task_id: int) -> HttpResponse:
     note = request.POST.get("note", "").strip()
     try:
-        execution.complete_remediation(task_id, actor=request.user, note=note)
+        complete_remediation(task_id, actor=request.user, note=note)
     except Invalid as exc:
         messages.error(request, " ".join(str(p) for problems in exc.errors.values() for p in problems))
     except DomainError as exc:

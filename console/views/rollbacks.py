@@ -15,7 +15,7 @@ from audit.models import AuditEvent, AuditLink
 from console.access import console_page
 from console.drawing import GraphNode, cascade_svg
 from rollback_console.errors import DomainError, Invalid
-from rollbacks import execution
+from rollbacks.execution import confirm_cascade
 from rollbacks.models import (
     FINISHED_OUTCOMES,
     NEEDS_PERSON_OUTCOMES,
@@ -231,7 +231,7 @@ def rollback_confirm_cascade(request: HttpRequest, rollback_id: int) -> HttpResp
     return _after(
         request,
         rollback.pk,
-        lambda: execution.confirm_cascade(rollback.pk, actor=request.user),
+        lambda: confirm_cascade(rollback.pk, actor=request.user),
         "Cascade confirmed one level further; execution continues.",
     )
 

@@ -96,3 +96,35 @@ def snapshot() -> tuple[int, ...]:
         Action.objects.count(),
         tuple(Rollback.objects.order_by("pk").values_list("state", flat=True)),
     )
+
+
+@pytest.fixture
+def shop_answers_ok() -> Iterator[None]:
+    """The integrator's webhook answers every phase and notification with ok (no HTTP leaves the test)."""
+    answer = (200, b'{"status": "ok"}')
+    with (
+        mock.patch("policies.methods.webhook.post_signed", return_value=answer),
+        mock.patch("rollbacks.communications.post_signed", return_value=answer),
+    ):
+        yield
+
+
+@pytest.fixture
+def eager_workers(settings, shop_answers_ok) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Celery tasks run at once in the caller, mail stays in memory: execution without a worker."""
+    from rollback_console.celery import app
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+def run_to_rest(rollback_id: int, capture: Any) -> Rollback:
+    """Run an authorized rollback until no step can move (commit callbacks executed as they are queued)."""
+    from rollbacks.execution import run_rollback
+
+    with capture(execute=True):
+        run_rollback(rollback_id)
+    return Rollback.objects.get(pk=rollback_id)
