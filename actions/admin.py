@@ -26,7 +26,7 @@ class UpstreamInline(admin.TabularInline):
     verbose_name = "caused by"
     verbose_name_plural = "caused by"
     fields = ["upstream", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ["upstream", "created_at"]
     extra = 0
     can_delete = False
 
@@ -39,7 +39,7 @@ class DownstreamInline(UpstreamInline):
     verbose_name = "causes"
     verbose_name_plural = "causes"
     fields = ["downstream", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ["downstream", "created_at"]
 
 
 @admin.register(Action)
@@ -63,26 +63,25 @@ class ActionAdmin(ReadOnlyAdmin):
     list_select_related = ["integrator", "approved_by", "policy_version"]
     date_hierarchy = "executed_at"
     inlines = [UpstreamInline, DownstreamInline]
+    _record = ("integrator", "external_id", "action_type", "subject", "payload", "executed_at", "state")
+    _approval = ("approved_by", "approved_at", "approval_context")
+    _reversibility = (
+        "policy_version",
+        "reversibility",
+        "reversal_method",
+        "prerequisites",
+        "side_effects",
+        "window_ends_at",
+        "amount",
+    )
+    _recording = ("fingerprint", "recorded_at")
     fieldsets = [
-        (None, {"fields": ["integrator", "external_id", "action_type", "subject", "payload", "executed_at", "state"]}),
-        ("Approval", {"fields": ["approved_by", "approved_at", "approval_context"]}),
-        (
-            "Reversibility (frozen from the policy at recording)",
-            {
-                "fields": [
-                    "policy_version",
-                    "reversibility",
-                    "reversal_method",
-                    "prerequisites",
-                    "side_effects",
-                    "window_ends_at",
-                    "amount",
-                ]
-            },
-        ),
-        ("Recording", {"fields": ["fingerprint", "recorded_at"]}),
+        (None, {"fields": _record}),
+        ("Approval", {"fields": _approval}),
+        ("Reversibility (frozen from the policy at recording)", {"fields": _reversibility}),
+        ("Recording", {"fields": _recording}),
     ]
-    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+    readonly_fields = (*_record, *_approval, *_reversibility, *_recording)
 
 
 @admin.register(ActionLink)
