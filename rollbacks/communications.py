@@ -1,0 +1,229 @@
+"""What a rollback owes people besides the reversal itself: compensations per step and the trigger's notices.
+
+Customers are told through the integrator that recorded their action (it holds their contact details): a signed
+`rollback.notification` webhook to its `notify_url`, keyed `notify-{communication_id}` so a resend after a crash
+is recognised. Internal and regulator audiences get one email per rollback. A 2xx answer or a mail server that
+accepts the message is delivery; 4xx (or a 5xx SMTP reply) fails at once; 5xx, timeouts and refused connections
+are tried again with backoff up to NOTIFY_MAX_ATTEMPTS.
+"""
+
+import json
+import logging
+import smtplib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import SYSTEM, record_event
+from policies.manifest import Compensation, Manifest
+from policies.methods.webhook import integrator_secret, post_signed
+from policies.selectors import policy_of
+from rollbacks.backoff import retry_delay
+from rollbacks.models import Communication, CommunicationStatus, Rollback, Step, StepOutcome
+
+logger = logging.getLogger(__name__)
+
+CUSTOMER = "customer"
+WEBHOOK = "webhook"
+EMAIL = "email"
+
+# A target whose reversal happened in this rollback is what the trigger's customer notice tells the customer about.
+_NOTICE_OUTCOMES = frozenset({StepOutcome.REVERSED, StepOutcome.COMPENSATION_FAILED, StepOutcome.MANUAL_DONE})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    communication_id: int
+    rollback_id: int
+    status: str
+    retry_in: float | None = None  # a transient failure: send again after this many seconds
+
+
+def _channel(audience: str) -> str:
+    return WEBHOOK if audience == CUSTOMER else EMAIL
+
+
+def _recipients(audience: str, step: Step | None, manifest: Manifest) -> list[str]:
+    if audience == CUSTOMER:
+        assert step is not None
+        integrator = manifest.integrators.get(step.action.integrator.get_username(), {})
+        return [integrator["notify_url"]] if integrator.get("notify_url") else []
+    return list(manifest.communications.get(audience, ()))
+
+
+def open_compensations(step: Step, compensations: Iterable[Compensation], manifest: Manifest) -> list[Communication]:
+    """The step's compensation messages, created once (call inside the transaction that records the reversal)."""
+    existing = set(Communication.objects.filter(step=step).values_list("audience", "template"))
+    created = [
+        Communication(
+            rollback_id=step.rollback_id,
+            step=step,
+            audience=compensation.notify,
+            channel=_channel(compensation.notify),
+            template=compensation.template,
+            recipients=_recipients(compensation.notify, step, manifest),
+        )
+        for compensation in compensations
+        if (compensation.notify, compensation.template) not in existing
+    ]
+    return Communication.objects.bulk_create(created)
+
+
+def open_trigger_communications(rollback: Rollback, manifest: Manifest) -> list[Communication]:
+    """The trigger's `notify` messages not yet opened: one email per rollback for internal and regulator, and a
+    customer notice per target action reversed in this rollback (so a target resolved later gets its own)."""
+    trigger = manifest.triggers.get(rollback.trigger)
+    if trigger is None or not trigger.notify:
+        return []
+    template = f"rollback_{rollback.trigger}"
+    opened = Communication.objects.filter(rollback=rollback, template=template)
+    created: list[Communication] = []
+    for audience in trigger.notify:
+        if audience == CUSTOMER:
+            noticed = set(opened.filter(audience=CUSTOMER).values_list("step_id", flat=True))
+            targets = (
+                Step.objects.filter(rollback=rollback, depth=0, is_loop=False, outcome__in=_NOTICE_OUTCOMES)
+                .exclude(pk__in=noticed)
+                .select_related("action__integrator")
+            )
+            for step in targets:
+                created.append(
+                    Communication(
+                        rollback=rollback,
+                        step=step,
+                        audience=CUSTOMER,
+                        channel=WEBHOOK,
+                        template=template,
+                        recipients=_recipients(CUSTOMER, step, manifest),
+                    )
+                )
+        elif not opened.filter(audience=audience, step__isnull=True).exists():
+            created.append(
+                Communication(
+                    rollback=rollback,
+                    audience=audience,
+                    channel=EMAIL,
+                    template=template,
+                    recipients=_recipients(audience, None, manifest),
+                )
+            )
+    return Communication.objects.bulk_create(created)
+
+
+def send_communication(communication_id: int) -> Delivery | None:
+    """One attempt at one message. The row stays locked while it is sent, so two workers never send it at once.
+    None when there is no such message (a task outlived its data)."""
+    with transaction.atomic():
+        communication = (
+            Communication.objects.select_for_update(of=("self",))
+            .select_related("rollback", "step__action__integrator")
+            .filter(pk=communication_id)
+            .first()
+        )
+        if communication is None:
+            return None
+        if communication.status != CommunicationStatus.PENDING:
+            return Delivery(communication.pk, communication.rollback_id, communication.status)
+        manifest = policy_of(communication.rollback.policy_version_id)
+        communication.attempts += 1
+        error, transient = _deliver(communication, manifest)
+        retry_in = None
+        if error is None:
+            communication.status = CommunicationStatus.SENT
+            communication.sent_at = timezone.now()
+            kind = "communication.sent"
+        elif transient and communication.attempts < settings.NOTIFY_MAX_ATTEMPTS:
+            retry_in = retry_delay(communication.attempts)
+            kind = "communication.attempt"
+        else:
+            communication.status = CommunicationStatus.FAILED
+            kind = "communication.failed"
+        communication.last_error = error or ""
+        communication.save(update_fields=["status", "attempts", "last_error", "sent_at"])
+        record_event(
+            kind,
+            actor=SYSTEM,
+            action_id=communication.step.action_id if communication.step else None,
+            rollback_id=communication.rollback_id,
+            data={
+                "communication": communication.pk,
+                "audience": communication.audience,
+                "channel": communication.channel,
+                "template": communication.template,
+                "attempt": communication.attempts,
+                "error": communication.last_error,
+            },
+        )
+    return Delivery(communication.pk, communication.rollback_id, communication.status, retry_in)
+
+
+def _deliver(communication: Communication, manifest: Manifest) -> tuple[str | None, bool]:
+    """(None, _) when delivered, else (the error, whether trying again may help)."""
+    if not communication.recipients:
+        return f"no recipient is configured for the {communication.audience} audience", False
+    if communication.channel == WEBHOOK:
+        return _post_notification(communication, manifest)
+    return _email(communication)
+
+
+def _post_notification(communication: Communication, manifest: Manifest) -> tuple[str | None, bool]:
+    step = communication.step
+    assert step is not None
+    action = step.action
+    integrator = manifest.integrators.get(action.integrator.get_username())
+    if integrator is None:
+        return f"the integrator {action.integrator.get_username()!r} is not in the policy", False
+    try:
+        secret = integrator_secret(integrator)
+    except RuntimeError as exc:
+        return str(exc), False
+    body = {
+        "event": "rollback.notification",
+        "template": communication.template,
+        "rollback_id": communication.rollback_id,
+        "step_id": step.pk,
+        "action": {
+            "external_id": action.external_id,
+            "action_type": action.action_type,
+            "subject": action.subject,
+            "payload": action.payload,
+        },
+    }
+    status, answer = post_signed(
+        communication.recipients[0], body, secret, idempotency_key=f"notify-{communication.pk}"
+    )
+    if 200 <= status < 300:
+        return None, False
+    text = answer[:200].decode(errors="replace")
+    if status == 0:
+        return f"no answer: {text}", True
+    return f"HTTP {status}: {text}", status >= 500
+
+
+def _email(communication: Communication) -> tuple[str | None, bool]:
+    rollback = communication.rollback
+    outcomes = Counter(Step.objects.filter(rollback=rollback).values_list("outcome", flat=True))
+    summary = "\n".join(f"  {outcome}: {count}" for outcome, count in sorted(outcomes.items()))
+    subject = f"Rollback #{rollback.pk} ({rollback.trigger}): {communication.template}"
+    body = (
+        f"Rollback #{rollback.pk}, trigger {rollback.trigger}, requested for: {rollback.reason}\n"
+        + (f"Reference: {rollback.reference}\n" if rollback.reference else "")
+        + f"Steps by outcome:\n{summary}\n"
+    )
+    try:
+        accepted = send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, communication.recipients)
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        return f"recipients refused: {json.dumps({k: v[0] for k, v in exc.recipients.items()})}", min(codes) < 500
+    except smtplib.SMTPResponseException as exc:
+        return f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", not 500 <= exc.smtp_code < 600
+    except OSError as exc:  # refused, timed out, disconnected (smtplib's errors are OSErrors too)
+        return f"mail server unreachable: {exc}", True
+    if not accepted:
+        return "the mail backend accepted no message", True
+    return None, False
