@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("actions.api.urls")),
     path("", include("rollbacks.api.urls")),
     path("metrics/", MetricsView.as_view(), name="metrics"),
+    path("audit/", include("audit.api.urls")),
 ]
