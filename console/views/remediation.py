@@ -6,10 +6,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from console.access import can_sign, console_page, may_see_remediation
+from console.access import console_page, may_see_remediation
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import complete_remediation
 from rollbacks.models import RemediationTask
+from rollbacks.roles import holds_signing_role
 
 PAGE_SIZE = 25
 REASON = "Remediation is for people who sign off rollbacks, and for auditors to read."
@@ -26,11 +27,9 @@ def remediation_list(request: HttpRequest) -> HttpResponse:
         show = "open"
         tasks = tasks.filter(done_at__isnull=True).order_by("created_at", "id")
     page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "console/remediation.html",
-        {"page": page, "show": show, "may_complete": can_sign(request.user)},
-    )
+    # The same rule the service applies: a holder of one of the rollback's sign-off roles, not its requester.
+    completable = {task.pk for task in page.object_list if holds_signing_role(request.user, task.step.rollback)}
+    return render(request, "console/remediation.html", {"page": page, "show": show, "completable": completable})
 
 
 @require_POST

@@ -80,6 +80,15 @@ def reviewer_error(cast) -> Rollback:  # type: ignore[no-untyped-def]
     )
 
 
+def incident_commander(username: str) -> Any:
+    """A second incident commander: the cast has one, and nobody signs what they filed."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username)
+    user.groups.add(Group.objects.get(name="incident_commander"))
+    return user
+
+
 def csrf_token(client: Client, url: str) -> str:
     """The token a page's form carries, as a browser would read it before posting."""
     client.get(url)
