@@ -24,7 +24,8 @@ class StoredJSONField(serializers.Field):
 class AuditEventSerializer(serializers.ModelSerializer):
     action = serializers.IntegerField(source="action_id", allow_null=True, read_only=True)
     rollback = serializers.IntegerField(source="rollback_id", allow_null=True, read_only=True)
-    data = StoredJSONField(read_only=True)
+    # DRF's metaclass takes declared fields off the class, so this does not shadow Serializer.data at run time.
+    data = StoredJSONField(read_only=True)  # type: ignore[assignment]
 
     class Meta:
         model = AuditEvent
