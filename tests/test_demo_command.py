@@ -15,6 +15,7 @@ from knox.auth import TokenAuthentication
 from actions.models import Action, ActionLink
 from audit.models import AuditEvent
 from demo_shop.models import Customer, PointsGrant, Refund
+from demo_shop.story import PEOPLE
 from policies.roles import ROLES
 from rollbacks.models import Rollback
 
@@ -37,17 +38,19 @@ def counts() -> dict[str, int]:
     }
 
 
-def test_the_demo_gives_every_role_a_person_who_can_log_in(db, credentials):
+def test_the_demo_people_cover_every_role():
+    assert {role for roles in PEOPLE.values() for role in roles} == set(ROLES)
+
+
+def test_every_demo_person_holds_their_roles_and_logs_in_with_the_printed_password(db, credentials):
     output = run_demo(credentials)
-    stored = json.loads(credentials.read_text())
+    passwords = json.loads(credentials.read_text())["passwords"]
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
-    for role in ROLES:
-        member = User.objects.filter(groups__name=role).exclude(username__in=["other_shop"]).first()
-        assert member is not None, role
-    # The tests' cast already holds some of these names; the demo's own newcomers log in with what it printed.
-    for username in ("victor", "cora", "ian", "pia", "admin"):
-        assert authenticate(username=username, password=stored["passwords"][username]) is not None
-        assert f"{username} " in output and stored["passwords"][username] in output
+    for username, roles in [*PEOPLE.items(), ("admin", ())]:
+        user = User.objects.get(username=username)
+        assert set(user.groups.values_list("name", flat=True)) == set(roles)
+        assert authenticate(username=username, password=passwords[username]) is not None, username
+        assert f"{username} " in output and passwords[username] in output
     assert User.objects.get(username="admin").is_superuser
 
 
