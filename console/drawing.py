@@ -54,7 +54,7 @@ def cascade_svg(nodes: Sequence[GraphNode], *, authorized_depth: int | None = No
         position[node.key] = (PAD + node.depth * (NODE_W + COL_GAP), PAD + 18 + row * (NODE_H + ROW_GAP))
     depth_count = max(rows) + 1
     width = PAD * 2 + depth_count * NODE_W + (depth_count - 1) * COL_GAP
-    height = PAD * 2 + 18 + max(rows.values()) * (NODE_H + ROW_GAP) - ROW_GAP
+    height = PAD * 2 + 18 + max(rows.values()) * (NODE_H + ROW_GAP) - ROW_GAP + 16  # room for the depth caption
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         'role="img" aria-label="Cascade of this rollback">'
@@ -68,7 +68,7 @@ def cascade_svg(nodes: Sequence[GraphNode], *, authorized_depth: int | None = No
         parts.append(
             f'<line x1="{line_x}" y1="{PAD}" x2="{line_x}" y2="{height - PAD}" stroke="#2457c5" '
             'stroke-dasharray="4 4"/>'
-            f'<text x="{line_x + 4}" y="{height - PAD}" font-size="10" fill="#2457c5">authorized depth</text>'
+            f'<text x="{line_x + 4}" y="{height - 4}" font-size="10" fill="#2457c5">beyond: awaits confirmation</text>'
         )
     for node in nodes:
         if node.parent is None or node.parent not in position:

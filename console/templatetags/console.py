@@ -59,6 +59,15 @@ def _span(delta: timedelta) -> str:
 
 
 @register.filter
+def ago(moment: datetime | None) -> str:
+    """'just now', '5 h ago', '2 d 2 h ago': shorter than timesince, for tables."""
+    if moment is None:
+        return "—"
+    elapsed = timezone.now() - moment
+    return "just now" if elapsed < timedelta(minutes=1) else f"{_span(elapsed)} ago"
+
+
+@register.filter
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
