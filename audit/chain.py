@@ -9,7 +9,7 @@ only place that builds them: the writer, the verifier and the export's check all
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -290,12 +290,41 @@ def scan_postgres_range(conninfo: str, snapshot: str, after_seq: int, up_to_seq:
 
 def scan_postgres_in(conn: Any, after_seq: int, up_to_seq: int, anchors: Mapping[int, str]) -> Scan:
     """Scan a range on an open psycopg connection, inside the transaction (and snapshot) the caller holds."""
-    cursor = conn.cursor()
-    with cursor.copy(postgres_copy_sql(cursor, after_seq, up_to_seq)) as copy:
-        scan = scan_rows(rows_from_copy(copy), anchors)
-        for _ in copy:  # read a COPY to its end: leaving it early aborts the caller's transaction
+    rows = copy_out(conn, postgres_copy_sql(conn.cursor(), after_seq, up_to_seq))
+    try:
+        return scan_rows(rows_from_copy(rows), anchors)
+    finally:
+        rows.close()
+
+
+def copy_out(conn: Any, sql: str) -> Generator[memoryview, None, None]:
+    """The rows of a `COPY ... TO STDOUT`, read straight from libpq: psycopg's own COPY iterator costs about as
+    much per row as hashing it. The COPY is always read to its end, since leaving it early would leave the
+    connection busy (and abort the caller's transaction)."""
+    from psycopg import pq
+
+    pgconn = conn.pgconn
+    pgconn.send_query(sql.encode())
+    result = pgconn.get_result()
+    if result is None or result.status != pq.ExecStatus.COPY_OUT:
+        message = result.error_message.decode(errors="replace") if result is not None else "no result"
+        while pgconn.get_result() is not None:
             pass
-    return scan
+        raise RuntimeError(f"COPY of the audit trail failed: {message}")
+    read = pgconn.get_copy_data
+    size = 0
+    try:
+        while True:
+            size, row = read(0)
+            if size < 0:
+                break
+            yield row
+    finally:
+        while size >= 0:
+            size, _ = read(0)
+        while (result := pgconn.get_result()) is not None:
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                raise RuntimeError(f"COPY of the audit trail failed: {result.error_message.decode(errors='replace')}")
 
 
 def postgres_copy_sql(cursor: Any, after_seq: int, up_to_seq: int) -> str:
