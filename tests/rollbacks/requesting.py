@@ -1,11 +1,9 @@
 """Helpers for the request, sign-off and cancel tests: actions recorded through the real service, the queue of
 rollbacks handed to the workers, and audit assertions."""
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -48,14 +46,9 @@ def record(
 @contextmanager
 def capturing_queue() -> Iterator[list[int]]:
     """Every rollback id handed to rollbacks.tasks.run_rollback.delay while inside (thread-safe: list.append)."""
+    from rollbacks import tasks
+
     queued: list[int] = []
-    try:
-        import rollbacks.tasks as tasks
-    except ImportError:  # the execution engineer's task module has not landed in this tree yet
-        fake = SimpleNamespace(run_rollback=SimpleNamespace(delay=queued.append))
-        with mock.patch.dict(sys.modules, {"rollbacks.tasks": fake}):
-            yield queued
-        return
     with mock.patch.object(tasks.run_rollback, "delay", side_effect=queued.append):
         yield queued
 

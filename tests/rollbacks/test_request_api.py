@@ -230,7 +230,9 @@ def test_a_second_signoff_answers_409_with_the_reason(cast):
     assert response.status_code == 409 and "one person counts once" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("payload", [{}, {"decision": "maybe"}, {"decision": 1}, {"decision": "approve", "comment": ["x"]}])
+@pytest.mark.parametrize(
+    "payload", [{}, {"decision": "maybe"}, {"decision": 1}, {"decision": "approve", "comment": ["x"]}]
+)
 def test_a_bad_signoff_body_answers_400(cast, payload):
     rollback = filed(cast)
 
