@@ -158,7 +158,12 @@ class Operation:
 def _by_reference(model: Any, **extra: Any) -> Callable[[str, Customer], Any]:
     def find(reference: str, customer: Customer) -> Any:
         try:
-            return model.objects.select_related("customer").get(reference=reference, customer=customer, **extra)
+            # Locked: two rollbacks reaching the same row at once must not both apply their effect.
+            return (
+                model.objects.select_for_update()
+                .select_related("customer")
+                .get(reference=reference, customer=customer, **extra)
+            )
         except model.DoesNotExist:
             raise RowNotFound(f"no {model._meta.verbose_name} {reference} for customer {customer.number}") from None
 
@@ -167,7 +172,11 @@ def _by_reference(model: Any, **extra: Any) -> Callable[[str, Customer], Any]:
 
 def _record_update(reference: str, customer: Customer) -> RecordUpdate:
     try:
-        return RecordUpdate.objects.select_related("record").get(reference=reference, record__customer=customer)
+        return (
+            RecordUpdate.objects.select_for_update()
+            .select_related("record")
+            .get(reference=reference, record__customer=customer)
+        )
     except RecordUpdate.DoesNotExist:
         raise RowNotFound(f"no record update {reference} for customer {customer.number}") from None
 
