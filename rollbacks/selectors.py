@@ -15,6 +15,7 @@ from rollbacks.models import Communication, Rollback, RollbackState, SignOff, Si
 from rollbacks.roles import user_roles
 
 VIEW_ROLLBACK = "rollbacks.view_rollback"
+MAX_ID = 2**63 - 1
 
 
 def rollbacks_visible_to(user: Any) -> QuerySet[Rollback]:
@@ -52,6 +53,8 @@ def get_rollback_for(user: Any, rollback_id: Any) -> Rollback:
         pk = int(rollback_id)
     except (TypeError, ValueError):
         raise Http404("No such rollback.") from None
+    if not 0 < pk <= MAX_ID:
+        raise Http404("No such rollback.")
     rollback = with_details(rollbacks_visible_to(user).filter(pk=pk)).first()
     if rollback is None:
         raise Http404("No such rollback.")

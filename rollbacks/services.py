@@ -40,6 +40,7 @@ VIEW_ROLLBACK = "rollbacks.view_rollback"
 CANCELLABLE_STATES = frozenset({RollbackState.PENDING_AUTHORIZATION, RollbackState.AUTHORIZED})
 MAX_REASON_LENGTH = 10_000
 MAX_REFERENCE_LENGTH = 200
+MAX_ID = 2**63 - 1  # the largest id a BigAutoField holds; a larger number is no id (and overflows SQLite)
 # SQLite refuses statements with more than 32,766 parameters; PostgreSQL takes any number of ids at once.
 _SQLITE_CHUNK = 30_000
 
@@ -343,7 +344,7 @@ def _targets(requester: Any, actions: Any, selector: Any, errors: dict[str, Any]
     visible = actions_visible_to(requester)
     if actions is not None:
         if not isinstance(actions, list) or not all(
-            isinstance(pk, int) and not isinstance(pk, bool) and pk > 0 for pk in actions
+            isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk <= MAX_ID for pk in actions
         ):
             errors["actions"] = ["Must be a list of action ids."]
             return []
@@ -370,7 +371,10 @@ def _targets(requester: Any, actions: Any, selector: Any, errors: dict[str, Any]
     except Invalid as exc:
         errors["selector"] = exc.errors
         return []
-    target_ids = sorted(selected.order_by().values_list("pk", flat=True))
+    try:
+        target_ids = sorted(selected.order_by().values_list("pk", flat=True))
+    except OverflowError:  # SQLite cannot compare with a number past 64 bits; no action can match one
+        target_ids = []
     if not target_ids:
         errors["selector"] = ["No action you may see matches these filters."]
     return target_ids

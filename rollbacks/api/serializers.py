@@ -119,7 +119,10 @@ class RollbackRequestSerializer(serializers.Serializer):
     trigger = serializers.CharField(max_length=32)
     reason = serializers.CharField(max_length=10_000)
     actions = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, allow_empty=False, max_length=100_000
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        allow_empty=False,
+        max_length=100_000,
     )
     selector = serializers.DictField(required=False, help_text="Action filters (see SelectorSerializer).")
     max_cascade_depth = serializers.IntegerField(min_value=0, required=False, allow_null=True)

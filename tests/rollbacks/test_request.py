@@ -219,6 +219,7 @@ def test_an_integrators_selector_sees_only_its_own_actions(cast):
         ({"actions": ["17"]}, "actions"),
         ({"actions": [True]}, "actions"),
         ({"actions": [10**12]}, "actions"),
+        ({"actions": [10**30]}, "actions"),
         ({"max_cascade_depth": -1}, "max_cascade_depth"),
         ({"max_cascade_depth": "2"}, "max_cascade_depth"),
         ({"reference": 12}, "reference"),

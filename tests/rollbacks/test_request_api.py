@@ -87,6 +87,8 @@ def test_a_request_answers_201_with_the_rollback_as_get_shows_it(cast):
         ({"selector": {"executed_after": "yesterday"}, "actions": None}, "selector"),
         ({"selector": {"colour": "red"}, "actions": None}, "selector"),
         ({"selector": {"subject": {"nested": 1}}, "actions": None}, "selector"),
+        ({"selector": {"policy_version": 10**30}, "actions": None}, "selector"),
+        ({"selector": {"policy_version": "v1"}, "actions": None}, "selector"),
         ({"colour": "red"}, "colour"),
     ],
 )
@@ -163,6 +165,9 @@ def test_an_unknown_or_malformed_id_is_404(cast):
 
     assert client.get(f"{URL}999999/").status_code == 404
     assert client.get(f"{URL}abc/").status_code == 404
+    assert client.get(f"{URL}{10**30}/").status_code == 404
+    assert client.post(f"{URL}{10**30}/signoffs/", {"decision": "approve"}, format="json").status_code == 404
+    assert client.post(f"{URL}0/cancel/").status_code == 404
 
 
 def test_an_auditor_sees_every_rollback_but_may_not_sign_or_cancel(cast):
