@@ -30,6 +30,22 @@ def _age_filter(age: str) -> Q:
     return Q(**{f"created_at__{lookup}": timezone.now() - span})
 
 
+class CountedRows:
+    """The page's rows with their number already known, so the paginator does not count them again."""
+
+    def __init__(self, rows: QuerySet[Rollback], count: int):
+        self.rows, self.total = rows, count
+
+    def count(self) -> int:
+        return self.total
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __getitem__(self, index: slice) -> list[Rollback]:
+        return list(self.rows[index])
+
+
 def _with_queue_facts(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
     """What a row shows besides the rollback itself, computed in the same query: the earliest reversal window of
     its targets and the approvals given so far."""
@@ -57,25 +73,28 @@ def _with_queue_facts(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
 def queue(request: HttpRequest) -> HttpResponse:
     user = request.user
     waiting = queue_for(user)
-    counts = dict(waiting.order_by().values_list("trigger").annotate(n=Count("id")))
     trigger = request.GET.get("trigger", "")
     state = request.GET.get("state", "")
     age = request.GET.get("age", "")
     sort = request.GET.get("sort", "newest")
-    rows = waiting
+    chosen = Q()
     if trigger in Trigger.values:
-        rows = rows.filter(trigger=trigger)
+        chosen &= Q(trigger=trigger)
     if state in RollbackState.values:
-        rows = rows.filter(state=state)
+        chosen &= Q(state=state)
     if age in AGES:
-        rows = rows.filter(_age_filter(age))
-    rows = _with_queue_facts(rows)
+        chosen &= _age_filter(age)
+    # One pass gives the tabs' counts and the number of rows the filters keep (the paginator's count).
+    per_trigger = waiting.order_by().values_list("trigger").annotate(n=Count("id"), kept=Count("id", filter=chosen))
+    counts = {name: n for name, n, _ in per_trigger}
+    kept = sum(row[2] for row in per_trigger)
+    rows = _with_queue_facts(waiting.filter(chosen))
     if sort == "urgent":
         rows = rows.order_by(F("window_closes").asc(nulls_last=True), "-created_at", "-id")
     else:
         sort = "newest"
         rows = rows.order_by("-created_at", "-id")
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(CountedRows(rows, kept), PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
     mine = list(
         rollbacks_visible_to(user)
