@@ -107,6 +107,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every start while `collectstatic` has not made it
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024  # the batch endpoint's limit; single posts check 1 MiB
 ACTION_BODY_MAX_BYTES = 1024 * 1024
