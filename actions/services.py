@@ -86,9 +86,7 @@ def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> l
     referenced = external_ids.union(*(item.caused_by for item in items))
     known = {
         action.external_id: action
-        for action in Action.objects.filter(integrator=integrator, external_id__in=referenced).select_related(
-            "approved_by", "integrator"
-        )
+        for action in Action.objects.filter(integrator=integrator, external_id__in=referenced)
     }
     approvers = {
         user.get_username(): user
@@ -110,6 +108,10 @@ def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> l
         existing = known.get(item.external_id)
         if existing is not None and not item_errors:
             if existing.fingerprint == item.fingerprint:
+                # The same people as recorded: spares the queries when the replay is shown.
+                existing.integrator = integrator
+                if item.approved_by in approvers and approvers[item.approved_by].pk == existing.approved_by_id:
+                    existing.approved_by = approvers[item.approved_by]
                 results.append((existing, False))
             else:
                 conflicts.append(
@@ -239,11 +241,10 @@ def _recorded_event(
                 "context": item.approval_context,
             },
             "policy_version": {"id": action.policy_version_id, "label": manifest.version},
+            # The rest of the snapshot (method, prerequisites, side effects) follows from the policy version and
+            # the action type; repeating their text in every event would only slow the batch down.
             "reversibility": {
                 "class": action.reversibility,
-                "method": action.reversal_method or None,
-                "prerequisites": action.prerequisites,
-                "side_effects": action.side_effects,
                 "window_ends_at": action.window_ends_at.isoformat() if action.window_ends_at else None,
                 "amount": action.amount,
             },

@@ -24,7 +24,8 @@ def iso_time(moment: datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def represent_action(action: Action) -> dict[str, Any]:
+def represent_action(action: Action, *, caused_by: list[str] | None = None) -> dict[str, Any]:
+    """`caused_by` when the caller knows it; otherwise read from the action's (prefetched) links."""
     return {
         "id": action.pk,
         "external_id": action.external_id,
@@ -35,7 +36,7 @@ def represent_action(action: Action) -> dict[str, Any]:
         "approved_by": action.approved_by.get_username(),
         "approved_at": iso_time(action.approved_at),
         "approval_context": action.approval_context,
-        "caused_by": caused_by_of(action),
+        "caused_by": caused_by_of(action) if caused_by is None else caused_by,
         "integrator": action.integrator.get_username(),
         "state": action.state,
         "policy_version": action.policy_version_id,

@@ -76,6 +76,12 @@ def _body_limit(request: Request, limit: int, hint: str) -> None:
         raise BodyTooLarge(f"The body is {length:,} bytes; this endpoint accepts at most {limit:,} bytes. {hint}")
 
 
+def _sent_causes(item: Any) -> list[str]:
+    """A newly recorded action's links are exactly the `caused_by` it was sent with (the service refuses
+    anything else), so its answer needs no query for them."""
+    return list(dict.fromkeys(item.get("caused_by") or []))
+
+
 def _object_body(request: Request, fields: tuple[str, ...]) -> dict[str, Any]:
     data = request.data
     if not isinstance(data, dict):
@@ -144,8 +150,12 @@ class ActionViewSet(viewsets.GenericViewSet):
     )
     def create(self, request: Request) -> Response:
         action, created = services.record_action(request.user, request.data)
+        if created:
+            return Response(
+                represent_action(action, caused_by=_sent_causes(request.data)), status=status.HTTP_201_CREATED
+            )
         prefetch_related_objects([action], _LINKS_PREFETCH)
-        return Response(represent_action(action), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(represent_action(action))
 
     @extend_schema(
         summary="Record up to 1,000 actions, all or none",
@@ -162,11 +172,13 @@ class ActionViewSet(viewsets.GenericViewSet):
         if isinstance(items, list) and len(items) > settings.BATCH_MAX_ACTIONS:
             raise Invalid({"actions": [f"Send at most {settings.BATCH_MAX_ACTIONS:,} actions at once."]})
         results = services.record_actions(request.user, items)
-        actions = [action for action, _ in results]
-        prefetch_related_objects(actions, _LINKS_PREFETCH)
+        prefetch_related_objects([action for action, created in results if not created], _LINKS_PREFETCH)
         created = sum(1 for _, was_created in results if was_created)
         body = {
-            "actions": [represent_action(action) for action in actions],
+            "actions": [
+                represent_action(action, caused_by=_sent_causes(item) if was_created else None)
+                for (action, was_created), item in zip(results, items, strict=True)
+            ],
             "created": created,
             "replayed": len(results) - created,
         }
