@@ -202,3 +202,18 @@ def test_python_callers_may_pass_aware_datetimes(cast):
     )
 
     assert created and action.executed_at == datetime(2026, 11, 28, 10, tzinfo=UTC)
+
+
+def test_a_replay_shows_the_action_as_it_is_now_links_learned_later_included(client_for, cast, recorded):
+    from actions.services import add_links
+
+    recorded(external_id="later-cause")
+    body = action_body(external_id="effect", action_type="loyalty.points_grant")
+    client = client_for(cast.shop)
+    client.post(URL, body, format="json")
+    add_links(Action.objects.get(external_id="later-cause"), ["effect"], actor="shop")
+
+    again = client.post(URL, body, format="json")
+
+    assert again.status_code == 200
+    assert again.json()["caused_by"] == ["later-cause"]
