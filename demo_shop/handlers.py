@@ -17,6 +17,7 @@ def _run(operation: str, call: ReversalCall) -> PhaseResult:
         subject=str(action.get("subject", "")),
         step_id=call.step_id,
         rollback_id=call.rollback_id,
+        payload=action.get("payload") or {},
     )
     body = {"phase": call.phase, "operation": operation, "step_id": call.step_id, "action": dict(action)}
     try:

@@ -8,6 +8,7 @@ tells whether it is undone. Undoing twice is a no-op, so a second rollback of th
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db.models import F
@@ -153,6 +154,27 @@ class Operation:
     unmet: Callable[[Any], list[str]]
     apply: Callable[[Any, datetime], None]
     is_reversed: Callable[[Any], bool]
+    # What in the action's payload must agree with the shop's row: a call that names the right row but another
+    # amount is refused rather than trusted.
+    mismatch: Callable[[Any, Mapping[str, Any]], str | None] = lambda row, payload: None
+
+
+def _refund_mismatch(refund: Refund, payload: Mapping[str, Any]) -> str | None:
+    sent, currency = payload.get("amount"), payload.get("currency", refund.currency)
+    if sent is None:
+        return None
+    try:
+        same = Decimal(str(sent)) == refund.amount and currency == refund.currency
+    except (InvalidOperation, ValueError):
+        same = False
+    return None if same else f"the action says {sent} {currency}, the refund was {refund.amount} {refund.currency}"
+
+
+def _points_mismatch(grant: PointsGrant, payload: Mapping[str, Any]) -> str | None:
+    sent = payload.get("points")
+    if sent is None or sent == grant.points:
+        return None
+    return f"the action says {sent} points, the grant was {grant.points}"
 
 
 def _by_reference(model: Any, **extra: Any) -> Callable[[str, Customer], Any]:
@@ -194,6 +216,7 @@ OPERATIONS: Mapping[str, Operation] = {
             _refund_unmet,
             _charge_back,
             lambda r: r.status == Refund.Status.CHARGED_BACK,
+            _refund_mismatch,
         ),
         Operation(
             "points.revoke",
@@ -201,6 +224,7 @@ OPERATIONS: Mapping[str, Operation] = {
             _points_unmet,
             _revoke_points,
             lambda g: g.status == PointsGrant.Status.REVOKED,
+            _points_mismatch,
         ),
         Operation(
             "tier.downgrade",

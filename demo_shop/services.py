@@ -3,7 +3,7 @@ notifications, and opening the books the demo starts from."""
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +42,7 @@ class ReversalRequest:
     subject: str
     step_id: int | None = None
     rollback_id: int | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
 
 
 def body_digest(body: Mapping[str, Any]) -> str:
@@ -92,6 +93,9 @@ def _evaluate(request: ReversalRequest) -> dict[str, Any]:
         row = operation.find(request.external_id, customer)
     except RowNotFound as exc:
         return {"status": "failed", "detail": str(exc)}
+    mismatch = operation.mismatch(row, request.payload)
+    if mismatch:
+        return {"status": "failed", "detail": f"{request.external_id}: {mismatch}"}
     if request.phase == "verify":
         if operation.is_reversed(row):
             return {"status": "ok"}

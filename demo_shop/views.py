@@ -71,6 +71,7 @@ def reversals(request: HttpRequest) -> JsonResponse:
         subject=subject,
         step_id=id_or_none(body.get("step_id")),
         rollback_id=id_or_none(body.get("rollback_id")),
+        payload=action["payload"] if isinstance(action.get("payload"), dict) else {},
     )
     try:
         answer = answer_reversal(reversal, idempotency_key=key[:255], digest=body_digest(body))

@@ -134,3 +134,21 @@ def test_a_call_without_idempotency_key_is_a_400(console, books):
 def test_an_unknown_phase_fails(console, books):
     response = console.post("/demo-shop/reversals", reversal_body("undo", "refund.chargeback", "run-1/refund"))
     assert response.json()["status"] == "failed"
+
+
+def test_a_call_whose_payload_disagrees_with_the_shops_row_is_refused_and_changes_nothing(console, books):
+    body = reversal_body("reverse", "refund.chargeback", "run-1/refund")
+    body["action"]["payload"] = {"amount": "2500.00", "currency": "EUR"}
+    response = console.post("/demo-shop/reversals", body, key="step-7-reverse")
+    assert response.json()["status"] == "failed"
+    assert "the refund was 25.00 EUR" in response.json()["detail"]
+    books.ada.refresh_from_db()
+    assert books.ada.balance == Decimal("25.00")
+
+
+def test_a_call_whose_payload_agrees_with_the_shops_row_is_answered(console, books):
+    body = reversal_body("check", "points.revoke", "run-1/points")
+    body["action"]["payload"] = {"points": 250}
+    assert console.post("/demo-shop/reversals", body, key="step-7-check").json() == {"status": "ok"}
+    body["action"]["payload"] = {"points": 9999}
+    assert console.post("/demo-shop/reversals", body, key="step-8-check").json()["status"] == "failed"
