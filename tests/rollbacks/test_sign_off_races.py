@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from django.db import connection
 
@@ -128,3 +129,32 @@ def test_a_cancel_racing_the_last_signoff_leaves_one_consistent_outcome(cast):
 
     # which orders occur is the scheduler's choice; each one that did was checked above
     assert outcomes <= {"authorized, then cancelled", "cancelled, sign-off refused"}
+
+
+def test_retries_racing_with_one_idempotency_key_create_one_rollback_and_get_one_answer(cast):
+    from rest_framework.test import APIClient
+
+    from rollbacks.models import IdempotencyRecord
+
+    action = record(cast.shop)
+    body = {"trigger": "customer_request", "reason": "retried", "actions": [action.pk]}
+
+    def post(key):
+        client = APIClient()
+        client.force_authenticate(cast.carl)
+        response = client.post("/api/v1/rollbacks/", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+        return response.status_code, response.json()
+
+    # Fewer rounds than the sign-off races: each one runs four whole requests, serialized by the audit chain.
+    rounds = 30
+    with Racers(4) as racers:
+        for round_ in range(rounds):
+            key = f"race-{round_}"
+            answers = racers.race(*(lambda k=key: post(k) for _ in range(4)))
+
+            assert all(not isinstance(a, BaseException) for a in answers), answers
+            assert {status for status, _ in answers} == {201}
+            assert len({orjson.dumps(data, option=orjson.OPT_SORT_KEYS) for _, data in answers}) == 1
+            assert IdempotencyRecord.objects.filter(key=key).count() == 1
+
+    assert Rollback.objects.filter(reason="retried").count() == rounds
