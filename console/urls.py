@@ -11,6 +11,14 @@ urlpatterns = [
     path("rollbacks/<int:rollback_id>/signoff/", rollbacks.rollback_sign_off, name="rollback-signoff"),
     path("rollbacks/<int:rollback_id>/confirm-cascade/", rollbacks.rollback_confirm_cascade, name="rollback-confirm"),
     path("rollbacks/<int:rollback_id>/cancel/", rollbacks.rollback_cancel, name="rollback-cancel"),
+    path(
+        "rollbacks/<int:rollback_id>/steps/<int:step_id>/retry/", rollbacks.rollback_retry_step, name="rollback-retry"
+    ),
+    path(
+        "rollbacks/<int:rollback_id>/steps/<int:step_id>/resolve/",
+        rollbacks.rollback_resolve_step,
+        name="rollback-resolve",
+    ),
     path("actions/", actions.action_search, name="actions"),
     path("actions/<int:action_id>/", actions.action_page, name="action"),
     path("remediation/", remediation.remediation_list, name="remediation"),

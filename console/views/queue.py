@@ -1,6 +1,7 @@
 """The queue: rollbacks waiting for a role the signer holds, newest or most urgent first."""
 
 from datetime import timedelta
+from typing import Any, cast
 
 from django.core.paginator import Paginator
 from django.db.models import Count, DateTimeField, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery
@@ -94,7 +95,9 @@ def queue(request: HttpRequest) -> HttpResponse:
     else:
         sort = "newest"
         rows = rows.order_by("-created_at", "-id")
-    page = Paginator(CountedRows(rows, kept), PAGE_SIZE).get_page(request.GET.get("page"))
+    # CountedRows is the part of a sequence the paginator uses; the stubs ask for a whole Sequence.
+    paginator: Paginator[Rollback] = Paginator(cast(Any, CountedRows(rows, kept)), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
     now = timezone.now()
     mine = list(
         rollbacks_visible_to(user)

@@ -15,7 +15,7 @@ from audit.models import AuditEvent, AuditLink
 from console.access import console_page
 from console.drawing import GraphNode, cascade_svg
 from rollback_console.errors import DomainError, Invalid
-from rollbacks.execution import confirm_cascade
+from rollbacks.execution import confirm_cascade, resolve_step, retry_step
 from rollbacks.models import (
     FINISHED_OUTCOMES,
     NEEDS_PERSON_OUTCOMES,
@@ -36,6 +36,17 @@ AUDIT_ROWS = 200
 TARGET_ROWS = 50
 RUNNING_STATES = frozenset({RollbackState.AUTHORIZED, RollbackState.EXECUTING, RollbackState.COMMUNICATING})
 CANCELLABLE_STATES = frozenset({RollbackState.PENDING_AUTHORIZATION, RollbackState.AUTHORIZED})
+# A person may retry or resolve a step once execution has started (the service checks it again).
+STARTED_STATES = frozenset(
+    {
+        RollbackState.EXECUTING,
+        RollbackState.PAUSED,
+        RollbackState.COMMUNICATING,
+        RollbackState.PARTIALLY_COMPLETED,
+        RollbackState.FAILED,
+    }
+)
+RETRYABLE_OUTCOMES = frozenset({StepOutcome.FAILED, StepOutcome.PREREQUISITES_UNMET})
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,9 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
             "sign_refusal": refusal or "",
             "may_confirm": rollback.state == RollbackState.PAUSED and signing,
             "may_cancel": rollback.state in CANCELLABLE_STATES and (signing or user.pk == rollback.requested_by_id),
+            "may_handle_steps": signing and rollback.state in STARTED_STATES,
+            "retryable": RETRYABLE_OUTCOMES,
+            "needs_person": NEEDS_PERSON_OUTCOMES,
             "running": rollback.state in RUNNING_STATES,
             "progress": _progress(steps),
             "graph": _graph(rollback, steps),
@@ -241,3 +255,28 @@ def rollback_confirm_cascade(request: HttpRequest, rollback_id: int) -> HttpResp
 def rollback_cancel(request: HttpRequest, rollback_id: int) -> HttpResponse:
     rollback = get_rollback_for(request.user, rollback_id)
     return _after(request, rollback.pk, lambda: cancel_rollback(rollback.pk, actor=request.user), "Rollback cancelled.")
+
+
+@require_POST
+@console_page()
+def rollback_retry_step(request: HttpRequest, rollback_id: int, step_id: int) -> HttpResponse:
+    rollback = get_rollback_for(request.user, rollback_id)
+    return _after(
+        request,
+        rollback.pk,
+        lambda: retry_step(rollback.pk, step_id, actor=request.user),
+        f"Step {step_id} queued to run again.",
+    )
+
+
+@require_POST
+@console_page()
+def rollback_resolve_step(request: HttpRequest, rollback_id: int, step_id: int) -> HttpResponse:
+    rollback = get_rollback_for(request.user, rollback_id)
+    note = request.POST.get("note", "")
+    return _after(
+        request,
+        rollback.pk,
+        lambda: resolve_step(rollback.pk, step_id, actor=request.user, note=note),
+        f"Step {step_id} recorded as handled by hand.",
+    )

@@ -195,3 +195,62 @@ def test_the_progress_fragment_asks_for_a_reload_once_the_state_moved_on(cast, b
     url = reverse("console:rollback-progress", args=[reviewer_error.pk])
     assert "HX-Refresh" not in client.get(url, {"seen": "pending_authorization"})
     assert client.get(url, {"seen": "executing"})["HX-Refresh"] == "true"
+
+
+@pytest.fixture
+def unmet_refund(cast, eager_workers, django_capture_on_commit_callbacks):
+    """A verified reviewer_error whose refund's account is closed: its step ends prerequisites_unmet."""
+    from unittest import mock
+
+    refund = record(cast.shop)
+    rollback = request_rollback(requester=cast.bob, trigger="reviewer_error", reason="wrong", actions=[refund.pk])
+    unmet = (200, b'{"status": "unmet", "unmet": ["account_open"]}')
+    with mock.patch("policies.methods.webhook.post_signed", return_value=unmet):
+        with django_capture_on_commit_callbacks(execute=True):
+            sign_off(rollback.pk, signer=cast.vera, decision="approve")
+        rollback = run_to_rest(rollback.pk, django_capture_on_commit_callbacks)
+    assert rollback.steps.get().outcome == "prerequisites_unmet"
+    return rollback
+
+
+@pytest.mark.django_db
+def test_a_signer_retries_a_step_whose_prerequisites_were_unmet(
+    cast, browser_for, unmet_refund, django_capture_on_commit_callbacks
+):
+    step = unmet_refund.steps.get()
+    client = browser_for(cast.vera)
+    html = page(client, unmet_refund)
+    assert f'data-testid="retry-{step.pk}"' in html and f'data-testid="resolve-{step.pk}"' in html
+    assert f'data-testid="retry-{step.pk}"' not in page(browser_for(cast.bob), unmet_refund)  # the requester may not
+    token = csrf_token(client, reverse("console:rollback", args=[unmet_refund.pk]))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("console:rollback-retry", args=[unmet_refund.pk, step.pk]), {"csrfmiddlewaretoken": token})
+    rollback = run_to_rest(unmet_refund.pk, django_capture_on_commit_callbacks)
+    assert rollback.steps.get().outcome == "reversed"
+    assert AuditEvent.objects.filter(kind="rollback.step.retried", actor="vera").exists()
+
+
+@pytest.mark.django_db
+def test_a_signer_resolves_a_step_by_hand_with_a_note(
+    cast, browser_for, unmet_refund, django_capture_on_commit_callbacks
+):
+    step = unmet_refund.steps.get()
+    client = browser_for(cast.vera)
+    token = csrf_token(client, reverse("console:rollback", args=[unmet_refund.pk]))
+    url = reverse("console:rollback-resolve", args=[unmet_refund.pk, step.pk])
+    response = client.post(url, {"note": "", "csrfmiddlewaretoken": token}, follow=True)
+    assert b"Say what was done by hand." in response.content
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, {"note": "charged back at the bank", "csrfmiddlewaretoken": token})
+    step.refresh_from_db()
+    assert step.outcome == "manual_done" and "charged back at the bank" in step.detail
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["rollback-retry", "rollback-resolve"])
+def test_step_posts_without_the_csrf_token_are_refused(cast, browser_for, unmet_refund, name):
+    step = unmet_refund.steps.get()
+    before = snapshot()
+    response = browser_for(cast.vera).post(reverse(f"console:{name}", args=[unmet_refund.pk, step.pk]), {"note": "x"})
+    assert response.status_code == 403
+    assert snapshot() == before
