@@ -3,8 +3,8 @@ and the offline check of an export import only this module.
 
 An event's hash is SHA-256 over its canonical bytes: compact JSON with sorted keys
 `{"action","actor","at","data","kind","prev_hash","rollback","seq"}`, where `data` is the stored canonical JSON
-text inserted verbatim and `at` is UTC with microseconds (`2026-11-28T10:00:00.000000Z`). `canonical_bytes` is the
-only place that builds them: the writer, the verifier and the export's check all call it.
+text inserted verbatim and `at` is UTC with microseconds (`2026-11-28T10:00:00.000000Z`). `canonical_row_bytes` is
+the only place that builds them: the writer (through `canonical_bytes`), the verifier and the export's check.
 """
 
 import hashlib
@@ -50,46 +50,96 @@ def format_at(at: datetime) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _json_string(value: str) -> str:
+def _json_string(value: bytes) -> bytes:
     # Actors and kinds repeat endlessly; escaping each distinct one once keeps the verifier fast.
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value.decode())
+
+
+def _id_token(value: int | None) -> bytes:
+    return b"null" if value is None else b"%d" % value
 
 
 def canonical_bytes(
-    seq: int | str,
+    seq: int,
     at: str,
     actor: str,
     kind: str,
-    action_id: int | str | None,
-    rollback_id: int | str | None,
+    action_id: int | None,
+    rollback_id: int | None,
     data: str,
     prev_hash: str,
 ) -> bytes:
-    """The bytes an event's hash covers. Ids and `seq` may be ints or the database's decimal text of them."""
-    action = "null" if action_id is None else action_id
-    rollback = "null" if rollback_id is None else rollback_id
-    return (
-        f'{{"action":{action},"actor":{_json_string(actor)},"at":"{at}","data":{data},'
-        f'"kind":{_json_string(kind)},"prev_hash":"{prev_hash}","rollback":{rollback},"seq":{seq}}}'
-    ).encode()
+    """The bytes an event's hash covers, from its values (`at` already canonical, `data` canonical JSON)."""
+    return canonical_row_bytes(
+        b"%d" % seq,
+        at.encode(),
+        actor.encode(),
+        kind.encode(),
+        _id_token(action_id),
+        _id_token(rollback_id),
+        data.encode(),
+        prev_hash.encode(),
+    )
+
+
+def canonical_row_bytes(
+    seq: bytes, at: bytes, actor: bytes, kind: bytes, action: bytes, rollback: bytes, data: bytes, prev_hash: bytes
+) -> bytes:
+    """The one builder of the canonical bytes, from a row's fields as UTF-8 (ids as JSON: decimal or `null`).
+    The verifier calls it straight on the bytes the database sends: no decoding, parsing or re-encoding."""
+    return b'{"action":%b,"actor":%b,"at":"%b","data":%b,"kind":%b,"prev_hash":"%b","rollback":%b,"seq":%b}' % (
+        action,
+        _json_string(actor),
+        at,
+        data,
+        _json_string(kind),
+        prev_hash,
+        rollback,
+        seq,
+    )
 
 
 def event_hash(
-    seq: int | str,
+    seq: int,
     at: str,
     actor: str,
     kind: str,
-    action_id: int | str | None,
-    rollback_id: int | str | None,
+    action_id: int | None,
+    rollback_id: int | None,
     data: str,
     prev_hash: str,
 ) -> str:
     return hashlib.sha256(canonical_bytes(seq, at, actor, kind, action_id, rollback_id, data, prev_hash)).hexdigest()
 
 
-# A row as the scan takes it: (seq, at, actor, kind, action_id, rollback_id, data, prev_hash, hash), with `at`
-# already in the canonical form and ids as ints, decimal text or None.
-Row = tuple[int | str, str, str, str, int | str | None, int | str | None, str, str, str]
+# A row as the scan takes it: (seq, at, actor, kind, action, rollback, data, prev_hash, hash), every field UTF-8
+# bytes as `canonical_row_bytes` takes them (`at` canonical, ids as JSON tokens).
+Row = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes]
+
+
+def row_of(
+    seq: int,
+    at: str,
+    actor: str,
+    kind: str,
+    action_id: int | None,
+    rollback_id: int | None,
+    data: str,
+    prev_hash: str,
+    stored_hash: str,
+) -> Row:
+    """A row from an event's values, for the readers that do not get bytes from PostgreSQL's COPY."""
+    return (
+        b"%d" % seq,
+        at.encode(),
+        actor.encode(),
+        kind.encode(),
+        _id_token(action_id),
+        _id_token(rollback_id),
+        data.encode(),
+        prev_hash.encode(),
+        stored_hash.encode(),
+    )
 
 
 @dataclass
@@ -111,31 +161,33 @@ class Scan:
 def scan_rows(rows: Iterable[Row], anchors: Mapping[int, str] | None = None) -> Scan:
     """Recompute every hash of a run ordered by seq and stop at the first break."""
     anchors = anchors or {}
-    sha256 = hashlib.sha256
+    anchored = {seq: digest.encode() for seq, digest in anchors.items()}
+    sha256, build = hashlib.sha256, canonical_row_bytes
     scan = Scan()
-    expected_seq = 0
-    expected_prev = ""
-    for seq_value, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash in rows:
-        seq = int(seq_value)
-        if scan.count == 0:
-            scan.first_seq, scan.first_prev_hash = seq, prev_hash
+    count, seq, expected_seq, expected_prev = 0, 0, 0, b""
+    for seq_text, at, actor, kind, action, rollback, data, prev_hash, stored_hash in rows:
+        seq = int(seq_text)
+        if count == 0:
+            scan.first_seq, scan.first_prev_hash = seq, prev_hash.decode()
         elif seq != expected_seq:
             scan.broken_seq, scan.reason = expected_seq, MISSING
-            return scan
+            break
         elif prev_hash != expected_prev:
             scan.broken_seq, scan.reason = seq, PREV_HASH
-            return scan
-        if sha256(canonical_bytes(seq_value, at, actor, kind, action_id, rollback_id, data, prev_hash)).hexdigest() != (
+            break
+        if sha256(build(seq_text, at, actor, kind, action, rollback, data, prev_hash)).hexdigest().encode() != (
             stored_hash
         ):
             scan.broken_seq, scan.reason = seq, HASH
-            return scan
-        if anchors and seq in anchors and anchors[seq] != stored_hash:
+            break
+        if anchored and seq in anchored and anchored[seq] != stored_hash:
             scan.broken_seq, scan.reason, scan.anchor = seq, ANCHOR, (seq, anchors[seq])
-            return scan
-        scan.count += 1
-        scan.last_seq, scan.last_hash = seq, stored_hash
+            break
+        count += 1
         expected_seq, expected_prev = seq + 1, stored_hash
+    scan.count = count
+    if count:
+        scan.last_seq, scan.last_hash = expected_seq - 1, expected_prev.decode()
     return scan
 
 
@@ -208,31 +260,31 @@ def join_scans(
     return Verdict(ok=True, events=events, head=last_hash, anchors_checked=len(anchors))
 
 
-_COPY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
-_COPY_ESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))")
+_COPY_ESCAPES = {b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v"}
+_COPY_ESCAPE = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.DOTALL)
 
 
-def _copy_unescape(field: str) -> str:
-    def replace(match: re.Match[str]) -> str:
+def _copy_unescape(field: bytes) -> bytes:
+    def replace(match: re.Match[bytes]) -> bytes:
         octal, hexa, char = match.groups()
         if octal:
-            return chr(int(octal, 8))
+            return bytes([int(octal, 8) & 0xFF])
         if hexa:
-            return chr(int(hexa, 16))
+            return bytes([int(hexa, 16)])
         return _COPY_ESCAPES.get(char, char)
 
     return _COPY_ESCAPE.sub(replace, field)
 
 
-def canonical_at_from_postgres(text: str) -> str:
+def canonical_at_from_postgres(text: bytes) -> bytes:
     """PostgreSQL's ISO text of a timestamptz in UTC (`2026-11-28 10:00:00.5+00`, trailing zeros of the fraction
     dropped) as the canonical `2026-11-28T10:00:00.500000Z`."""
     if len(text) == 29:
-        return text[:10] + "T" + text[11:26] + "Z"
-    if not text.endswith("+00"):
+        return text[:10] + b"T" + text[11:26] + b"Z"
+    if not text.endswith(b"+00"):
         raise ValueError(f"expected a UTC timestamp, got {text!r}")
-    fraction = text[20:-3] if text[19:20] == "." else ""
-    return text[:10] + "T" + text[11:19] + "." + fraction.ljust(6, "0") + "Z"
+    fraction = text[20:-3] if text[19:20] == b"." else b""
+    return text[:10] + b"T" + text[11:19] + b"." + fraction.ljust(6, b"0") + b"Z"
 
 
 COPY_COLUMNS = "seq, at, actor, kind, action_id, rollback_id, data, prev_hash, hash"
@@ -241,24 +293,23 @@ COPY_COLUMNS = "seq, at, actor, kind, action_id, rollback_id, data, prev_hash, h
 COPY_OPTIONS = "WITH (FORMAT text, NULL '')"
 
 
-def rows_from_copy(blocks: Iterable[bytes | memoryview]) -> Iterable[Row]:
-    """Rows of the COPY that `postgres_copy_sql` builds (text format, one row per block as psycopg yields them),
-    ready for `scan_rows`."""
+def rows_from_copy(blocks: Iterable[bytes | memoryview]) -> Iterator[Row]:
+    """Rows of the COPY that `postgres_copy_sql` builds (text format, one row per block), ready for `scan_rows`."""
     at_of = canonical_at_from_postgres
     for block in blocks:
-        line = bytes(block).decode()
-        fields = line[:-1].split("\t")
-        if "\\" in line:
+        line = bytes(block)
+        fields = line[:-1].split(b"\t")
+        if b"\\" in line:
             # Rare: only data with escaped characters (or a backslash) needs COPY's escapes undone.
             fields = [_copy_unescape(field) for field in fields]
-        seq, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash = fields
+        seq, at, actor, kind, action, rollback, data, prev_hash, stored_hash = fields
         yield (
             seq,
-            at_of(at),
+            at[:10] + b"T" + at[11:26] + b"Z" if len(at) == 29 else at_of(at),
             actor,
             kind,
-            action_id or None,  # NULL is written as the empty string (see COPY_OPTIONS)
-            rollback_id or None,
+            action or b"null",  # NULL is written as nothing (see COPY_OPTIONS)
+            rollback or b"null",
             data,
             prev_hash,
             stored_hash,
@@ -369,43 +420,40 @@ def export_header(head_seq: int, head_hash: str, exported_at: str) -> bytes:
 
 def export_line(row: Row) -> bytes:
     """One event as an export line. `data` goes in verbatim: it is already canonical JSON."""
-    seq, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash = row
-    action = "null" if action_id is None else action_id
-    rollback = "null" if rollback_id is None else rollback_id
+    seq, at, actor, kind, action, rollback, data, prev_hash, stored_hash = row
     return (
-        f'{{"seq":{seq},"at":"{at}","actor":{_json_string(actor)},"kind":{_json_string(kind)},"action":{action},'
-        f'"rollback":{rollback},"data":{data},"prev_hash":"{prev_hash}","hash":"{stored_hash}"}}'
-    ).encode()
+        b'{"seq":%b,"at":"%b","actor":%b,"kind":%b,"action":%b,"rollback":%b,"data":%b,"prev_hash":"%b","hash":"%b"}'
+        % (seq, at, _json_string(actor), _json_string(kind), action, rollback, data, prev_hash, stored_hash)
+    )
 
 
 class MalformedLine(ValueError):
     pass
 
 
+_CANONICAL_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
 def _row_from_export(line: bytes) -> Row:
     try:
         event = orjson.loads(line)
-        row = (
-            event["seq"],
-            event["at"],
-            event["actor"],
-            event["kind"],
-            event["action"],
-            event["rollback"],
-            canonical_data(event["data"]),
-            event["prev_hash"],
-            event["hash"],
-        )
+        values = (event["seq"], event["at"], event["actor"], event["kind"], event["action"], event["rollback"])
+        data = canonical_data(event["data"])
+        prev_hash, stored_hash = event["prev_hash"], event["hash"]
     except (orjson.JSONDecodeError, orjson.JSONEncodeError, KeyError, TypeError) as error:
         raise MalformedLine(str(error)) from error
-    seq, at, actor, kind, action_id, rollback_id, _, prev_hash, stored_hash = row
+    seq, at, actor, kind, action_id, rollback_id = values
     if not (
         type(seq) is int
-        and all(isinstance(text, str) for text in (at, actor, kind, prev_hash, stored_hash))
+        and isinstance(at, str)
+        and _CANONICAL_AT.fullmatch(at)
+        and isinstance(actor, str)
+        and isinstance(kind, str)
         and all(value is None or type(value) is int for value in (action_id, rollback_id))
+        and all(isinstance(digest, str) and _HEX_HASH.fullmatch(digest) for digest in (prev_hash, stored_hash))
     ):
-        raise MalformedLine("a field has the wrong type")
-    return row
+        raise MalformedLine("a field has the wrong type or form")
+    return row_of(seq, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash)
 
 
 def verify_export(lines: Iterable[bytes], anchors: Mapping[int, str] | None = None) -> Verdict:

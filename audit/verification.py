@@ -21,6 +21,7 @@ from audit.chain import (
     Verdict,
     format_at,
     join_scans,
+    row_of,
     scan_postgres_in,
     scan_postgres_range,
     scan_rows,
@@ -114,5 +115,7 @@ def _verify_with_orm(anchors: dict[int, str]) -> Verdict:
 
 def orm_rows() -> Iterator[Row]:
     columns = ("seq", "at", "actor", "kind", "action_id", "rollback_id", "data", "prev_hash", "hash")
-    for seq, at, *rest in AuditEvent.objects.order_by("seq").values_list(*columns).iterator(chunk_size=5000):
-        yield (seq, format_at(at), *rest)  # type: ignore[misc]
+    for seq, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash in (
+        AuditEvent.objects.order_by("seq").values_list(*columns).iterator(chunk_size=5000)
+    ):
+        yield row_of(seq, format_at(at), actor, kind, action_id, rollback_id, data, prev_hash, stored_hash)

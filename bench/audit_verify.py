@@ -10,6 +10,7 @@ verified per second. The chain is rebuilt on each run unless --reuse finds one o
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -85,6 +86,12 @@ def fill(events: int) -> float:
     return time.perf_counter() - started
 
 
+def _client_cpu_seconds() -> float:
+    """CPU used by this process and its finished worker processes (the database server's is not counted)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -115,14 +122,20 @@ def main() -> int:
 
     rates = []
     for run in range(1, args.repeat + 1):
+        load = os.getloadavg()[0]
+        cpu_before = _client_cpu_seconds()
         started = time.perf_counter()
         verdict = verify_chain(processes=args.processes)
         seconds = time.perf_counter() - started
+        cpu = _client_cpu_seconds() - cpu_before
         if not verdict.ok:
             print(f"verification failed: {verdict.as_dict()}")
             return 1
         rates.append(verdict.events / seconds)
-        print(f"run {run}: verified {verdict.events:,} events in {seconds:.2f} s = {rates[-1]:,.0f} events/s")
+        print(
+            f"run {run}: verified {verdict.events:,} events in {seconds:.2f} s = {rates[-1]:,.0f} events/s "
+            f"(client CPU {cpu:.2f} s, load average before {load:.1f})"
+        )
     print(
         f"verify_chain on {os.cpu_count()} cores, processes={args.processes or 'default'}: "
         f"median {statistics.median(rates):,.0f} events/s, best {max(rates):,.0f} events/s"
