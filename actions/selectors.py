@@ -212,6 +212,6 @@ def _window_open(action: Action, now: datetime) -> bool:
 
 
 def action_types(manifest: Manifest | None = None) -> list[ActionTypePolicy]:
-    """The current policy's action types, in the manifest's order."""
+    """The current policy's action types, by name (the stored manifest does not keep the file's order)."""
     manifest = manifest if manifest is not None else current_policy()[1]
-    return list(manifest.action_types.values())
+    return sorted(manifest.action_types.values(), key=lambda policy: policy.name)
