@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action as route
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -44,6 +45,10 @@ _LINKS_PREFETCH = Prefetch(
     .only("id", "upstream_id", "downstream_id", "upstream__external_id")
     .order_by("id"),
 )
+
+
+class ActionPagination(LimitOffsetPagination):
+    max_limit = 1000
 
 
 class BodyTooLarge(exceptions.APIException):
@@ -109,6 +114,7 @@ class ActionViewSet(viewsets.GenericViewSet):
     renderer_classes = [ORJSONRenderer]
     filter_backends = [DjangoFilterBackend]
     filterset_class = selectors.ActionFilter
+    pagination_class = ActionPagination
     serializer_class = ActionSerializer
     queryset = Action.objects.none()  # for the schema; get_queryset is what runs
 

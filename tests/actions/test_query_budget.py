@@ -3,7 +3,10 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
+from actions.api.views import ActionPagination
 from actions.services import record_action
 from tests.actions.conftest import action_body
 
@@ -49,3 +52,26 @@ def test_a_batch_of_a_thousand_costs_as_many_queries_as_a_batch_of_ten(client_fo
         return {"actions": [first, *rest]}
 
     assert _queries(client, url, batch(10)) == _queries(client, url, batch(1000))
+
+
+def test_listing_costs_as_much_for_fifty_actions_as_for_five(client_for, cast, recorded):
+    first = recorded()
+    for _ in range(4):
+        recorded(caused_by=[first.external_id])
+    client = client_for(cast.audrey)
+    client.get("/api/v1/actions/")  # the same user object is reused: its roles are read once
+
+    with CaptureQueriesContext(connection) as five:
+        assert len(client.get("/api/v1/actions/").json()["results"]) == 5
+    for _ in range(45):
+        recorded(caused_by=[first.external_id])
+    with CaptureQueriesContext(connection) as fifty:
+        assert len(client.get("/api/v1/actions/").json()["results"]) == 50
+
+    assert len(fifty) == len(five)
+
+
+def test_a_list_page_is_at_most_a_thousand_actions():
+    request = Request(APIRequestFactory().get("/api/v1/actions/", {"limit": "100000"}))
+
+    assert ActionPagination().get_limit(request) == 1000
