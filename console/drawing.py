@@ -115,12 +115,13 @@ def bar_chart_svg(
     """Horizontal bars, one per row, longest scale = `maximum` (or the largest value)."""
     if not bars:
         return mark_safe(f'<p class="muted">No data for {escape(title.lower())} in this period.</p>')
-    label_w, bar_w, caption_w, row_h = 190, 360, 150, 26
+    label_w, bar_w, caption_w, row_h = 170, 300, 140, 26
     width, height = label_w + bar_w + caption_w, len(bars) * row_h + 8
     top = maximum if maximum is not None else max(bar.value for bar in bars)
+    # Drawn at its natural size (text stays legible); CSS only shrinks it to fit a narrow card.
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(title)}">'
     ]
     for index, bar in enumerate(bars):
         y = 4 + index * row_h

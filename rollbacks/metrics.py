@@ -165,6 +165,14 @@ def reasons_by_trigger(period: Period) -> list[dict[str, Any]]:
     ]
 
 
+def _money(amount: Decimal) -> str:
+    """At least two decimals, no trailing zeros beyond them: "50.00", "12.3456"."""
+    exact = amount.normalize()
+    exponent = exact.as_tuple().exponent
+    more_than_cents = isinstance(exponent, int) and exponent < -2
+    return format(exact if more_than_cents else amount.quantize(Decimal("0.01")), "f")
+
+
 def rollback_cost(period: Period) -> dict[str, Any]:
     reversed_steps = Step.objects.filter(
         outcome__in=AMOUNT_OUTCOMES, finished_at__gte=period.since, finished_at__lt=period.until, is_loop=False
@@ -177,7 +185,7 @@ def rollback_cost(period: Period) -> dict[str, Any]:
         opened=Count("id"), done=Count("id", filter=Q(done_at__isnull=False))
     )
     return {
-        "amount_reversed": format(amount.normalize(), "f"),
+        "amount_reversed": _money(amount),
         "steps_reversed": reversed_steps.count(),
         "compensations": compensations,
         "manual_remediations": remediations["opened"],

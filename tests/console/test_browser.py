@@ -217,5 +217,8 @@ def test_screenshots_of_the_queue_a_request_and_an_action(cast, live_server, ope
 
     verifier.goto(f"{live_server.url}/console/actions/{refunds[3].pk}/")
     verifier.screenshot(path=str(out / "action.png"), full_page=True)
-    for name in ("queue", "request", "request-completed", "action"):
+    verifier.goto(f"{live_server.url}/console/metrics/")
+    assert verifier.locator(".chart svg").count() == 3
+    verifier.screenshot(path=str(out / "metrics.png"), full_page=True)
+    for name in ("queue", "request", "request-completed", "action", "metrics"):
         assert (out / f"{name}.png").stat().st_size > 10_000

@@ -69,7 +69,7 @@ def test_metrics_count_rates_times_reasons_and_cost(cast, history):
     assert triggers["incident"]["top_reasons"] == [{"reason": "agent bug", "count": 1}]
     assert triggers["customer_request"]["rollbacks"] == 1
     cost = body["cost"]
-    assert cost["amount_reversed"] == "50"
+    assert cost["amount_reversed"] == "50.00"
     assert cost["compensations"] == 2  # refund_reversed to the customer, once per reversed refund
     assert cost["manual_remediations"] == RemediationTask.objects.count() == 1
 
@@ -79,7 +79,7 @@ def test_a_period_before_everything_is_empty(cast, history):
     body = api(cast.vera).get(URL, {"since": "2020-01-01", "until": "2020-01-31"}).json()
     assert body["rollback_rate"] == {"by_action_type": [], "by_approver": []}
     assert body["time_to_rollback"]["p50_seconds"] is None
-    assert body["cost"]["amount_reversed"] == "0"
+    assert body["cost"]["amount_reversed"] == "0.00"
 
 
 @pytest.mark.django_db
