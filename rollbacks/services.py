@@ -87,17 +87,19 @@ def plan_rollback(
 
 
 def ensure_may_request(requester: Any, trigger: Any, *, actions: Any = None) -> tuple[int, Manifest, TriggerPolicy]:
-    """The trigger's policy if the requester holds a role in its `requested_by`; otherwise Forbidden, the
-    refusal audited in a transaction of its own (about each named action that exists, so the action's trail
-    shows it). Call it outside any transaction that could still roll back."""
+    """The current policy (version id, manifest) and the trigger's, if the requester holds a role in its
+    `requested_by`; otherwise Forbidden, the refusal audited in a transaction of its own (about each named
+    action that exists, so the action's trail shows it). Call it outside any transaction that could still roll
+    back."""
     version_id, manifest = _policy()
     policy = _trigger_policy(manifest, trigger)
     if user_roles(requester) & set(policy.requested_by):
         return version_id, manifest, policy
     message = f"Only {_roles_text(policy.requested_by)} may request a {policy.name} rollback."
     named: list[int] = []
-    if isinstance(actions, list) and all(isinstance(pk, int) and not isinstance(pk, bool) for pk in actions):
-        named = sorted(Action.objects.filter(pk__in=actions[:_SQLITE_CHUNK]).values_list("pk", flat=True))
+    if isinstance(actions, list):
+        ids = [pk for pk in actions if isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk <= MAX_ID]
+        named = sorted(Action.objects.filter(pk__in=ids[:_SQLITE_CHUNK]).values_list("pk", flat=True))
     data = {"operation": "request", "trigger": policy.name, "reason": message, "actions": named}
     with transaction.atomic():
         record_events(

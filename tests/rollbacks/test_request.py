@@ -296,6 +296,15 @@ def test_a_requester_without_a_requesting_role_is_refused_and_audited(cast, user
     assert Action.objects.get(pk=refund.pk).state == ActionState.EXECUTED
 
 
+def test_a_refusal_naming_ids_past_64_bits_is_audited_without_them(cast):
+    refund = record(cast.shop)
+
+    with pytest.raises(Forbidden):
+        request_rollback(requester=cast.nobody, trigger="incident", reason="x", actions=[refund.pk, 10**30, "x"])
+
+    assert orjson.loads(assert_audit_event("rollback.refused", actor="nobody").data)["actions"] == [refund.pk]
+
+
 def test_a_plan_shows_what_a_request_would_freeze_and_writes_nothing(cast):
     refund, *_ = chain(cast)
     before = len(events())

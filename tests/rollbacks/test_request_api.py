@@ -127,6 +127,16 @@ def test_a_body_that_is_not_an_object_answers_400(cast, raw):
     assert response.status_code == 400
 
 
+def test_ids_past_64_bits_are_bad_input_even_from_someone_who_may_not_request(cast):
+    refund = record(cast.shop)
+
+    response = client_for(cast.vera).post(URL, {**body(refund), "actions": [refund.pk, 10**30]}, format="json")
+
+    assert response.status_code == 400 and "actions" in response.json()
+    response = client_for(cast.vera).post(URL, {**body(refund), "actions": [refund.pk, 2**63 - 1]}, format="json")
+    assert response.status_code == 403
+
+
 def test_a_role_that_may_not_request_answers_403_and_is_audited(cast):
     refund = record(cast.shop)
 
