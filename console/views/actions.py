@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
 
 from actions.models import ActionLink, ActionState
 from actions.selectors import actions_visible_to, get_action_for, preview_reversal, rollbacks_of
@@ -21,6 +22,7 @@ PAGE_SIZE = 25
 AUDIT_ROWS = 200
 
 
+@require_GET
 @console_page()
 def action_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
@@ -65,13 +67,12 @@ def _action_context(request: HttpRequest, action_id: int, form: RollbackRequestF
     }
 
 
+@require_http_methods(["GET", "POST"])
 @console_page()
 def action_page(request: HttpRequest, action_id: int) -> HttpResponse:
     """GET shows the action; POST with intent=preview shows the plan (nothing is written); intent=submit files."""
     if request.method == "GET":
         return render(request, "console/action.html", _action_context(request, action_id, None))
-    if request.method != "POST":
-        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     action = get_action_for(request.user, action_id)
     triggers = requestable_triggers(request.user)
     if not triggers:
@@ -95,6 +96,7 @@ def action_page(request: HttpRequest, action_id: int) -> HttpResponse:
     return render(request, "console/action.html", _action_context(request, action.pk, form, plan), status=status)
 
 
+@require_http_methods(["GET", "POST"])
 @console_page(may_file, reason="Your roles do not file rollbacks under the current policy.")
 def bulk_rollback(request: HttpRequest) -> HttpResponse:
     """Build a selector, see its plan (counts, irreversible, past the window), then file it."""

@@ -2,6 +2,7 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
 from console.access import console_page
 from console.drawing import Bar, bar_chart_svg
@@ -20,6 +21,7 @@ def _rate_bars(rows: list[dict], key: str) -> list[Bar]:
     ]
 
 
+@require_GET
 @console_page(may_read_metrics, reason="Metrics are for auditors and for people who sign off rollbacks.")
 def metrics_page(request: HttpRequest) -> HttpResponse:
     since, until = request.GET.get("since") or None, request.GET.get("until") or None

@@ -9,6 +9,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_GET
 
 from console.access import console_page
 from rollbacks.models import Rollback, RollbackState, SignOff, SignoffDecision, Step, Trigger
@@ -70,6 +71,7 @@ def _with_queue_facts(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
     )
 
 
+@require_GET
 @console_page()
 def queue(request: HttpRequest) -> HttpResponse:
     user = request.user

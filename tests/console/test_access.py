@@ -111,3 +111,51 @@ def test_a_rollback_the_person_may_not_see_is_a_404(cast, browser_for):
 
     rollback = request_rollback(requester=cast.carl, trigger="customer_request", reason="asked", actions=[action.pk])
     assert browser_for(cast.vera).get(reverse("console:rollback", args=[rollback.pk])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_opening_every_page_changes_nothing(cast, browser_for, reviewer_error):
+    from .conftest import snapshot
+
+    action_id = reviewer_error.plan["action_ids"][0]
+    urls = [
+        reverse("console:queue"),
+        reverse("console:actions"),
+        reverse("console:action", args=[action_id]),
+        reverse("console:bulk"),
+        reverse("console:rollback", args=[reviewer_error.pk]),
+        reverse("console:rollback-progress", args=[reviewer_error.pk]),
+        reverse("console:remediation"),
+        reverse("console:metrics"),
+    ]
+    client = browser_for(cast.lena)  # legal: signs, files, reads metrics and remediation
+    client.get(urls[0])
+    before = snapshot()
+    for url in urls:
+        assert client.get(url).status_code in (200, 404), url  # lena does not see a reviewer_error: 404
+    assert snapshot() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["console:bulk", "console:remediation-done"])
+def test_other_posts_without_the_csrf_token_are_refused(cast, browser_for, name):
+    from .conftest import snapshot
+
+    args = [1] if name == "console:remediation-done" else []
+    before = snapshot()
+    response = browser_for(cast.ines).post(
+        reverse(name, args=args), {"trigger": "incident", "reason": "x", "action_type": "refund.issue", "note": "x"}
+    )
+    assert response.status_code == 403
+    assert snapshot() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", ["console:queue", "console:actions", "console:bulk", "console:metrics"])
+def test_pages_answer_other_methods_with_405(cast, page):
+    from django.test import Client
+
+    client = Client()  # no CSRF check, so the method itself is what is refused
+    client.force_login(cast.lena)
+    assert client.put(reverse(page)).status_code == 405
+    assert client.delete(reverse(page)).status_code == 405

@@ -222,3 +222,28 @@ def test_screenshots_of_the_queue_a_request_and_an_action(cast, live_server, ope
     verifier.screenshot(path=str(out / "metrics.png"), full_page=True)
     for name in ("queue", "request", "request-completed", "action", "metrics"):
         assert (out / f"{name}.png").stat().st_size > 10_000
+
+
+def test_the_progress_bar_follows_execution_and_the_page_reloads_when_it_ends(
+    cast, live_server, open_as, eager_workers
+):
+    from unittest import mock
+
+    import rollbacks.tasks as tasks
+    from rollbacks.execution import run_rollback
+
+    refund = record(cast.shop)
+    rollback = request_rollback(requester=cast.bob, trigger="reviewer_error", reason="wrong", actions=[refund.pk])
+    with mock.patch.object(tasks.run_rollback, "delay"):  # authorized, but no worker has picked it up yet
+        sign_off(rollback.pk, signer=cast.vera, decision="approve")
+    verifier = open_as("vera")
+    verifier.goto(f"{live_server.url}/console/rollbacks/{rollback.pk}/")
+    assert "authorized" in verifier.inner_text("[data-testid=rollback-state]")
+    assert verifier.get_attribute("#progress", "hx-trigger") == "every 2s"
+
+    run_rollback(rollback.pk)  # the worker's part, done here
+    # The polled fragment sees the state moved on and reloads the page: no click from the verifier.
+    verifier.wait_for_function(
+        "document.querySelector('[data-testid=rollback-state]').innerText.includes('completed')", timeout=15_000
+    )
+    assert "1 of 1 done" in verifier.inner_text("[data-testid=progress]")
