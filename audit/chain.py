@@ -9,7 +9,7 @@ the only place that builds them: the writer (through `canonical_bytes`), the ver
 
 import hashlib
 import re
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -114,7 +114,7 @@ def event_hash(
 
 # A row as the scan takes it: (seq, at, actor, kind, action, rollback, data, prev_hash, hash), every field UTF-8
 # bytes as `canonical_row_bytes` takes them (`at` canonical, ids as JSON tokens).
-Row = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes]
+Row = Sequence[bytes]
 
 
 def row_of(
@@ -276,44 +276,14 @@ def _copy_unescape(field: bytes) -> bytes:
     return _COPY_ESCAPE.sub(replace, field)
 
 
-def canonical_at_from_postgres(text: bytes) -> bytes:
-    """PostgreSQL's ISO text of a timestamptz in UTC (`2026-11-28 10:00:00.5+00`, trailing zeros of the fraction
-    dropped) as the canonical `2026-11-28T10:00:00.500000Z`."""
-    if len(text) == 29:
-        return text[:10] + b"T" + text[11:26] + b"Z"
-    if not text.endswith(b"+00"):
-        raise ValueError(f"expected a UTC timestamp, got {text!r}")
-    fraction = text[20:-3] if text[19:20] == b"." else b""
-    return text[:10] + b"T" + text[11:19] + b"." + fraction.ljust(6, b"0") + b"Z"
-
-
-COPY_COLUMNS = "seq, at, actor, kind, action_id, rollback_id, data, prev_hash, hash"
-# Only the two id columns may be NULL, and an id is never empty text: so NULL prints as nothing, and a backslash in
-# a line means a real escape.
-COPY_OPTIONS = "WITH (FORMAT text, NULL '')"
-
-
-def rows_from_copy(blocks: Iterable[bytes | memoryview]) -> Iterator[Row]:
-    """Rows of the COPY that `postgres_copy_sql` builds (text format, one row per block), ready for `scan_rows`."""
-    at_of = canonical_at_from_postgres
-    for block in blocks:
-        line = bytes(block)
-        fields = line[:-1].split(b"\t")
-        if b"\\" in line:
-            # Rare: only data with escaped characters (or a backslash) needs COPY's escapes undone.
-            fields = [_copy_unescape(field) for field in fields]
-        seq, at, actor, kind, action, rollback, data, prev_hash, stored_hash = fields
-        yield (
-            seq,
-            at[:10] + b"T" + at[11:26] + b"Z" if len(at) == 29 else at_of(at),
-            actor,
-            kind,
-            action or b"null",  # NULL is written as nothing (see COPY_OPTIONS)
-            rollback or b"null",
-            data,
-            prev_hash,
-            stored_hash,
-        )
+# `at` is formatted by the server in the canonical form, and NULL ids print as JSON's `null`: a COPY row is then
+# exactly the fields `canonical_row_bytes` takes. Only the id columns may be NULL; a text column that holds the word
+# "null" prints the same, but is never read as an id.
+COPY_COLUMNS = (
+    "seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor, kind, action_id, rollback_id, "
+    "data, prev_hash, hash"
+)
+COPY_OPTIONS = "WITH (FORMAT text, NULL 'null')"
 
 
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
@@ -341,17 +311,24 @@ def scan_postgres_range(conninfo: str, snapshot: str, after_seq: int, up_to_seq:
 
 def scan_postgres_in(conn: Any, after_seq: int, up_to_seq: int, anchors: Mapping[int, str]) -> Scan:
     """Scan a range on an open psycopg connection, inside the transaction (and snapshot) the caller holds."""
-    rows = copy_out(conn, postgres_copy_sql(conn.cursor(), after_seq, up_to_seq))
+    rows = copy_rows(conn, postgres_copy_sql(after_seq, up_to_seq))
     try:
-        return scan_rows(rows_from_copy(rows), anchors)
+        return scan_rows(rows, anchors)
     finally:
         rows.close()
 
 
-def copy_out(conn: Any, sql: str) -> Generator[memoryview, None, None]:
-    """The rows of a `COPY ... TO STDOUT`, read straight from libpq: psycopg's own COPY iterator costs about as
-    much per row as hashing it. The COPY is always read to its end, since leaving it early would leave the
-    connection busy (and abort the caller's transaction)."""
+def postgres_copy_sql(after_seq: int, up_to_seq: int) -> str:
+    return (
+        f"COPY (SELECT {COPY_COLUMNS} FROM audit_auditevent "
+        f"WHERE seq > {int(after_seq)} AND seq <= {int(up_to_seq)} ORDER BY seq) TO STDOUT {COPY_OPTIONS}"
+    )
+
+
+def copy_rows(conn: Any, sql: str) -> Generator[list[bytes], None, None]:
+    """The rows of a `COPY ... TO STDOUT` in text format as lists of fields, read straight from libpq: psycopg's
+    own COPY iterator costs about as much per row as hashing it. The COPY is always read to its end, since leaving
+    it early would leave the connection busy (and abort the caller's transaction)."""
     from psycopg import pq
 
     pgconn = conn.pgconn
@@ -366,26 +343,21 @@ def copy_out(conn: Any, sql: str) -> Generator[memoryview, None, None]:
     size = 0
     try:
         while True:
-            size, row = read(0)
+            size, block = read(0)
             if size < 0:
                 break
-            yield row
+            line = bytes(block)
+            fields = line[:-1].split(b"\t")
+            if b"\\" in line:
+                # Rare: only data with escaped characters (or a backslash) needs COPY's escapes undone.
+                fields = [_copy_unescape(field) for field in fields]
+            yield fields
     finally:
         while size >= 0:
             size, _ = read(0)
         while (result := pgconn.get_result()) is not None:
             if result.status != pq.ExecStatus.COMMAND_OK:
                 raise RuntimeError(f"COPY of the audit trail failed: {result.error_message.decode(errors='replace')}")
-
-
-def postgres_copy_sql(cursor: Any, after_seq: int, up_to_seq: int) -> str:
-    """Set the session so timestamps print as `rows_from_copy` expects, and return the COPY for a seq range."""
-    cursor.execute("SET LOCAL TIME ZONE 'UTC'")
-    cursor.execute("SET LOCAL DateStyle = 'ISO, MDY'")
-    return (
-        f"COPY (SELECT {COPY_COLUMNS} FROM audit_auditevent "
-        f"WHERE seq > {int(after_seq)} AND seq <= {int(up_to_seq)} ORDER BY seq) TO STDOUT {COPY_OPTIONS}"
-    )
 
 
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")

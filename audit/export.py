@@ -10,7 +10,7 @@ from typing import IO
 from django.db import connection
 from django.utils import timezone
 
-from audit.chain import Row, copy_out, export_header, export_line, postgres_copy_sql, rows_from_copy
+from audit.chain import Row, copy_rows, export_header, export_line, postgres_copy_sql
 from audit.verification import chain_head, orm_rows, trail_snapshot
 
 BUFFERED_LINES = 2000
@@ -24,10 +24,9 @@ def write_export(out: IO[bytes]) -> int:
         out.write(export_header(head_seq, head_hash, timezone.now().isoformat()) + b"\n")
         if connection.vendor != "postgresql":
             return _write_lines(out, orm_rows())
-        conn = connection.connection
-        rows = copy_out(conn, postgres_copy_sql(conn.cursor(), 0, LAST_SEQ))
+        rows = copy_rows(connection.connection, postgres_copy_sql(0, LAST_SEQ))
         try:
-            return _write_lines(out, rows_from_copy(rows))
+            return _write_lines(out, rows)
         finally:
             rows.close()
 
