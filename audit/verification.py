@@ -90,17 +90,15 @@ def _verify_postgres(anchors: dict[int, str], processes: int) -> Verdict:
 
 
 def _conninfo() -> str:
+    """How the worker processes reach the same database: the libpq parameters of Django's own connection."""
+    from psycopg import pq
     from psycopg.conninfo import make_conninfo
 
-    settings = connection.settings_dict
-    params = {
-        "dbname": settings["NAME"],
-        "user": settings.get("USER") or None,
-        "password": settings.get("PASSWORD") or None,
-        "host": settings.get("HOST") or None,
-        "port": str(settings["PORT"]) if settings.get("PORT") else None,
-    }
-    return make_conninfo(**{key: value for key, value in params.items() if value is not None})
+    libpq_keywords = {option.keyword.decode() for option in pq.Conninfo.get_defaults()}
+    params = connection.get_connection_params()
+    return make_conninfo(
+        **{key: str(value) for key, value in params.items() if key in libpq_keywords and value not in (None, "")}
+    )
 
 
 def _verify_with_orm(anchors: dict[int, str]) -> Verdict:
