@@ -108,3 +108,18 @@ def test_running_the_demo_twice_changes_nothing(db, credentials):
     assert counts() == before
     assert "(0 new this run); 0 rollback requests filed" in second_output
     assert first_output.splitlines()[3:] == second_output.splitlines()[3:]  # the same logins and token
+
+
+def test_a_password_changed_since_the_last_run_is_replaced_and_printed_anew(db, credentials):
+    run_demo(credentials)
+    before = json.loads(credentials.read_text())["passwords"]
+    vera = User.objects.get(username="vera")
+    vera.set_password("changed in the admin")
+    vera.save()
+    run_demo(credentials)
+    after = json.loads(credentials.read_text())["passwords"]
+    assert after["vera"] != before["vera"]
+    assert authenticate(username="vera", password=after["vera"]) is not None
+    assert {name: p for name, p in after.items() if name != "vera"} == {
+        name: p for name, p in before.items() if name != "vera"
+    }
