@@ -20,8 +20,8 @@ from audit.services import SYSTEM, actor_name, record_event, record_standalone_e
 from policies.selectors import policy_of
 from rollback_console.errors import Conflict, Forbidden, Invalid
 from rollbacks.communications import open_trigger_communications
-from rollbacks.execution.outcomes import finish_step, loop_detail
-from rollbacks.execution.steps import StepRun, execute_step
+from rollbacks.execution.outcomes import StepMove, finish_step, loop_detail, move_steps
+from rollbacks.execution.steps import StepRun, execute_steps
 from rollbacks.models import (
     FINISHED_OUTCOMES,
     Communication,
@@ -32,12 +32,12 @@ from rollbacks.models import (
     StepOutcome,
 )
 from rollbacks.roles import holds_signing_role
-from rollbacks.transitions import lock_rollback, move_rollback, move_step
+from rollbacks.transitions import lock_rollback, move_rollback
 
 _S = RollbackState
 _O = StepOutcome
 # Steps per task: large enough that queueing costs little per step, small enough that two workers share a level.
-BATCH_SIZE = 20
+BATCH_SIZE = 50
 # A rollback with no audited event for this long while it should be moving is queued again by the sweeper. Longer
 # than the longest retry backoff, so a rollback merely waiting on a retry is never taken for stalled.
 STALLED_AFTER = timedelta(minutes=5)
@@ -68,11 +68,7 @@ def run_rollback(rollback_id: int) -> None:
 
 def run_steps(step_ids: list[int]) -> BatchRun:
     """Execute queued steps, then let each rollback they belong to move on."""
-    batch = BatchRun()
-    for step_id in step_ids:
-        run = execute_step(step_id)
-        if run is not None:
-            batch.runs.append(run)
+    batch = BatchRun(execute_steps(step_ids))
     for rollback_id in sorted({run.rollback_id for run in batch.runs if run.retry_in is None}):
         run_rollback(rollback_id)
     return batch
@@ -113,8 +109,8 @@ def _pause(rollback: Rollback) -> None:
     beyond = Step.objects.select_for_update().filter(
         rollback=rollback, outcome=_O.PENDING, depth__gt=rollback.confirmed_depth
     )
-    for step in beyond:
-        move_step(step, _O.AWAITING_CONFIRMATION, actor=SYSTEM, detail=f"beyond depth {rollback.confirmed_depth}")
+    detail = f"beyond the confirmed depth {rollback.confirmed_depth}"
+    move_steps([StepMove(step, _O.AWAITING_CONFIRMATION, detail) for step in beyond], actor=SYSTEM)
     move_rollback(rollback, _S.PAUSED, actor=SYSTEM, data={"confirmed_depth": rollback.confirmed_depth})
 
 
@@ -213,8 +209,11 @@ def confirm_cascade(rollback_id: int, *, actor: Any, depth: int | None = None) -
         confirmed = Step.objects.select_for_update().filter(
             rollback=rollback, outcome=_O.AWAITING_CONFIRMATION, depth__lte=new_depth
         )
-        for step in confirmed:
-            move_step(step, _O.PENDING, actor=name, kind="rollback.step.confirmed", started_at=None)
+        moves = [
+            StepMove(step, _O.PENDING, f"confirmed to depth {new_depth}", fields={"started_at": None})
+            for step in confirmed
+        ]
+        move_steps(moves, actor=name, kind="rollback.step.confirmed")
         move_rollback(
             rollback,
             _S.EXECUTING,

@@ -7,7 +7,7 @@ The database drops the lock with the connection, so a worker killed mid-step lea
 one writer at a time anyway and has no such locks; there the idempotency keys alone make repeats safe.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from django.db import connection
@@ -17,18 +17,25 @@ _ACTION_KEY_PREFIX = 0x52424B << 40
 
 
 @contextmanager
-def claim_action(action_id: int) -> Iterator[bool]:
-    """Yields whether this process now holds the action; it is released on leaving the block."""
-    if connection.vendor != "postgresql":
-        yield True
+def claim_actions(action_ids: Iterable[int]) -> Iterator[set[int]]:
+    """Yields the actions this process now holds (those no other session holds); released on leaving the block.
+    One query to take them all and one to give them back, whatever their number."""
+    wanted = sorted(set(action_ids))
+    if connection.vendor != "postgresql" or not wanted:
+        yield set(wanted)
         return
-    key = _ACTION_KEY_PREFIX + action_id
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        held = bool(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT key, pg_try_advisory_lock(key) FROM unnest(%s::bigint[]) AS key",
+            [[_ACTION_KEY_PREFIX + action_id for action_id in wanted]],
+        )
+        held = {key - _ACTION_KEY_PREFIX for key, taken in cursor.fetchall() if taken}
     try:
         yield held
     finally:
         if held:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(key) FROM unnest(%s::bigint[]) AS key",
+                    [[_ACTION_KEY_PREFIX + action_id for action_id in sorted(held)]],
+                )

@@ -1,15 +1,18 @@
-"""Ending a step: its outcome, its action's state and, where a person must act, a remediation task, together."""
+"""Moving steps: their outcomes, their actions' states and, where a person must act, remediation tasks, together
+in the caller's transaction."""
 
 import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
 
 from actions.models import ACTION_TRANSITIONS, Action, ActionState, Reversibility
 from actions.services import change_action_states
-from audit.services import record_event
-from rollbacks.models import RemediationTask, Step, StepOutcome
-from rollbacks.transitions import move_step
+from audit.services import EventSpec, record_events
+from rollback_console.errors import Conflict
+from rollbacks.models import STEP_TRANSITIONS, RemediationTask, Step, StepOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +26,17 @@ _ACTION_STATE_AFTER: dict[str, str] = {
 }
 
 
+@dataclass
+class StepMove:
+    """Where one step (locked by the caller) goes."""
+
+    step: Step
+    outcome: str
+    detail: str | None = None
+    remediation: tuple[str, str] | None = None  # (reason, instructions) of the task a person gets
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
 def action_state_after(outcome: str, *, state: str, reversibility: str) -> str | None:
     """The state the contract gives an action whose step ends `outcome`, or None to leave it as it is."""
     if outcome in _REVERSED_OUTCOMES:
@@ -32,20 +46,109 @@ def action_state_after(outcome: str, *, state: str, reversibility: str) -> str |
     return _ACTION_STATE_AFTER.get(outcome)
 
 
-def follow_action(step: Step, outcome: str, *, actor: str) -> None:
-    """Move the step's action to the state its outcome implies. A loop arrival leaves it alone: the action's own
-    step (nearer the target) already decided it."""
-    if step.is_loop:
+def follow_actions(endings: Sequence[StepMove], *, actor: str) -> None:
+    """Move the steps' actions to the states their outcomes imply, one call per rollback. A loop arrival leaves
+    its action alone: the action's own step, nearer the target, already decided it."""
+    endings = [ending for ending in endings if not ending.step.is_loop]
+    facts = {
+        pk: (state, reversibility)
+        for pk, state, reversibility in Action.objects.filter(
+            pk__in=[ending.step.action_id for ending in endings]
+        ).values_list("pk", "state", "reversibility")
+    }
+    changes: dict[int, dict[int, str]] = {}
+    for ending in endings:
+        state, reversibility = facts[ending.step.action_id]
+        to_state = action_state_after(ending.outcome, state=state, reversibility=reversibility)
+        if to_state is None or to_state == state:
+            continue
+        if to_state not in ACTION_TRANSITIONS.get(state, frozenset()):
+            # Another rollback moved it meanwhile (say, reversed it for good); its state is the truer one.
+            step = ending.step
+            logger.warning("Action %s stays %s: step %s ended %s", step.action_id, state, step.pk, ending.outcome)
+            continue
+        changes.setdefault(ending.step.rollback_id, {})[ending.step.action_id] = to_state
+    for rollback_id, moves in changes.items():
+        change_action_states(moves, actor=actor, rollback_id=rollback_id)
+
+
+def move_steps(moves: Sequence[StepMove], *, actor: str, kind: str | None = None) -> None:
+    """Move many steps the caller has locked, as rollbacks.transitions.move_step moves one (the same table, the
+    same events), in a few queries whatever their number: one update for the steps, one insert for their tasks,
+    their actions' states, then every audit event at once, so the audit chain's head stays locked only briefly
+    while the workers end a batch."""
+    if not moves:
         return
-    state, reversibility = Action.objects.values_list("state", "reversibility").get(pk=step.action_id)
-    to_state = action_state_after(outcome, state=state, reversibility=reversibility)
-    if to_state is None or to_state == state:
-        return
-    if to_state not in ACTION_TRANSITIONS.get(state, frozenset()):
-        # Another rollback moved it meanwhile (say, reversed it for good); its state is the truer one.
-        logger.warning("Action %s stays %s: step %s ended %s", step.action_id, state, step.pk, outcome)
-        return
-    change_action_states({step.action_id: to_state}, actor=actor, rollback_id=step.rollback_id)
+    events: list[EventSpec] = []
+    changed = {"outcome"}
+    for move in moves:
+        step = move.step
+        from_outcome = step.outcome
+        if move.outcome not in STEP_TRANSITIONS[from_outcome]:
+            raise Conflict(f"A step that is {from_outcome} cannot become {move.outcome}.")
+        step.outcome = move.outcome
+        if move.detail is not None:
+            step.detail = move.detail
+            changed.add("detail")
+        for name, value in move.fields.items():
+            setattr(step, name, value)
+        changed.update(move.fields)
+        events.append(
+            EventSpec(
+                kind or f"rollback.step.{move.outcome}",
+                actor=actor,
+                action_id=step.action_id,
+                rollback_id=step.rollback_id,
+                data={"step": step.pk, "from": from_outcome, "to": move.outcome, "detail": step.detail},
+            )
+        )
+    _save_moved(moves, sorted(changed))
+    opening = [(move, move.remediation) for move in moves if move.remediation is not None]
+    tasks = RemediationTask.objects.bulk_create(
+        [RemediationTask(step=move.step, reason=reason, instructions=text) for move, (reason, text) in opening]
+    )
+    for (move, _), task in zip(opening, tasks, strict=True):
+        events.append(
+            EventSpec(
+                "remediation.opened",
+                actor=actor,
+                action_id=move.step.action_id,
+                rollback_id=move.step.rollback_id,
+                data={"task": task.pk, "step": move.step.pk, "reason": task.reason, "instructions": task.instructions},
+            )
+        )
+    follow_actions(moves, actor=actor)
+    record_events(events)
+
+
+def _save_moved(moves: Sequence[StepMove], fields: list[str]) -> None:
+    """One UPDATE per distinct set of new values: a batch that ends alike (the usual case) is one statement."""
+    groups: dict[str, tuple[dict[str, Any], list[int]]] = {}
+    for move in moves:
+        values = {name: getattr(move.step, name) for name in fields}
+        key = repr(sorted(values.items()))
+        groups.setdefault(key, (values, []))[1].append(move.step.pk)
+    for values, pks in groups.values():
+        Step.objects.filter(pk__in=pks).update(**values)
+
+
+def finish_step(
+    step: Step,
+    outcome: str,
+    *,
+    actor: str,
+    detail: str,
+    remediation: tuple[str, str] | None = None,
+    kind: str | None = None,
+    **fields: Any,
+) -> Step:
+    """End one step the caller has locked."""
+    move_steps(
+        [StepMove(step, outcome, detail, remediation, {"finished_at": timezone.now(), **fields})],
+        actor=actor,
+        kind=kind,
+    )
+    return step
 
 
 def loop_detail(step: Step) -> str:
@@ -59,32 +162,3 @@ def loop_detail(step: Step) -> str:
         names.append(via.action.external_id)
         via = via.via
     return "loop: " + " -> ".join(reversed(names))
-
-
-def open_remediation(step: Step, reason: str, instructions: str, *, actor: str) -> RemediationTask:
-    task = RemediationTask.objects.create(step=step, reason=reason, instructions=instructions)
-    record_event(
-        "remediation.opened",
-        actor=actor,
-        action_id=step.action_id,
-        rollback_id=step.rollback_id,
-        data={"task": task.pk, "step": step.pk, "reason": reason, "instructions": instructions},
-    )
-    return task
-
-
-def finish_step(
-    step: Step,
-    outcome: str,
-    *,
-    actor: str,
-    detail: str,
-    remediation: tuple[str, str] | None = None,
-    **fields: Any,
-) -> Step:
-    """End a step the caller has locked: outcome (audited by move_step), action state, remediation task."""
-    move_step(step, outcome, actor=actor, detail=detail, finished_at=timezone.now(), **fields)
-    follow_action(step, outcome, actor=actor)
-    if remediation is not None:
-        open_remediation(step, *remediation, actor=actor)
-    return step

@@ -1,37 +1,36 @@
-"""Reversing one step: check, reverse, compensations, verify, each phase made durable as it answers ok.
+"""Reversing steps: check, reverse, compensations, verify, each phase made durable as it answers ok.
 
 `step.phase` names the last phase that answered ok, so a task delivered again after its worker died resumes
 where it stopped and never calls `reverse` twice for one step (the integrator's idempotency key would make a
-repeat harmless anyway). Nothing here runs two phases of one action at once: see claims.claim_action.
+repeat harmless anyway). Nothing here runs two steps of one action at once: see claims.claim_actions.
+
+Steps come in batches (the steps of one level that one task carries). Each phase is called step by step, but
+what can be written once for the batch is: the attempts before the calls, the checks that answered, and the
+endings in one transaction at the end. A worker dying before that transaction leaves its steps at their last
+recorded phase; the next delivery calls `verify` again (harmless) and ends them.
 """
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
 
 from actions.models import ActionState, Reversibility
-from audit.services import SYSTEM, record_event
+from audit.services import SYSTEM, EventSpec, record_events
 from policies.manifest import ActionTypePolicy
 from policies.methods import METHODS
 from policies.methods.base import Phase, PhaseResult, ReversalCall
 from policies.selectors import policy_of
 from rollbacks.backoff import retry_delay
 from rollbacks.communications import open_compensations, send_communication
-from rollbacks.execution.claims import claim_action
-from rollbacks.execution.outcomes import finish_step, loop_detail
-from rollbacks.models import (
-    Communication,
-    CommunicationStatus,
-    RemediationReason,
-    Step,
-    StepOutcome,
-)
-from rollbacks.transitions import lock_step
+from rollbacks.execution.claims import claim_actions
+from rollbacks.execution.outcomes import StepMove, loop_detail, move_steps
+from rollbacks.models import Communication, CommunicationStatus, RemediationReason, Step, StepOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -56,106 +55,208 @@ class StepRun:
 def execute_step(step_id: int) -> StepRun | None:
     """Take a pending step as far as it goes now. Safe to call again at any time: a finished step is left alone.
     None when there is no such step (a task outlived its data)."""
-    found = Step.objects.filter(pk=step_id).values_list("action_id", "rollback_id").first()
-    if found is None:
-        return None
-    action_id, rollback_id = found
-    with claim_action(action_id) as held:
-        if not held:
-            return StepRun(step_id, rollback_id, _O.PENDING, retry_in=CLAIM_RETRY_SECONDS)
-        return _StepExecution(step_id).run()
+    runs = execute_steps([step_id])
+    return runs[0] if runs else None
 
 
-class _StepExecution:
-    def __init__(self, step_id: int) -> None:
-        self.step = Step.objects.select_related("action", "action__integrator", "rollback").get(pk=step_id)
-        self.counted = False  # whether this try was counted as an attempt yet
+def execute_steps(step_ids: Sequence[int]) -> list[StepRun]:
+    """execute_step for several steps, in a constant number of queries per step whatever their number."""
+    located = list(Step.objects.filter(pk__in=step_ids).values_list("pk", "action_id", "rollback_id").order_by("pk"))
+    with claim_actions(action_id for _, action_id, _ in located) as held:
+        waiting = [
+            StepRun(pk, rollback_id, _O.PENDING, retry_in=CLAIM_RETRY_SECONDS)
+            for pk, action_id, rollback_id in located
+            if action_id not in held
+        ]
+        claimed = [pk for pk, action_id, _ in located if action_id in held]
+        return waiting + (_Batch(claimed).run() if claimed else [])
 
-    def done(self) -> StepRun:
-        return StepRun(self.step.pk, self.step.rollback_id, self.step.outcome)
 
-    def run(self) -> StepRun:
-        step, action = self.step, self.step.action
+@dataclass
+class _Work:
+    step: Step
+    policy: ActionTypePolicy
+    integrator: Mapping[str, Any] | None
+    compensations: list[Communication] = field(default_factory=list)
+
+
+class _Batch:
+    def __init__(self, step_ids: list[int]) -> None:
+        elsewhere = (
+            Step.objects.filter(action_id=OuterRef("action_id"))
+            .exclude(rollback_id=OuterRef("rollback_id"))
+            .filter(_REVERSED_ELSEWHERE)
+        )
+        self.steps = list(
+            Step.objects.filter(pk__in=step_ids)
+            .select_related("action", "action__integrator", "rollback")
+            .annotate(reversed_elsewhere=Exists(elsewhere))
+            .order_by("pk")
+        )
+        self.endings: dict[int, tuple[str, str, tuple[str, str] | None, dict[str, Any]]] = {}
+        self.runs: dict[int, StepRun] = {}
+
+    def run(self) -> list[StepRun]:
+        work = [item for step in self.steps if (item := self.triage(step)) is not None]
+        if work:
+            self.count_attempts(work)
+            work = self.check(work)
+            work = self.reverse(work)
+            work = self.compensate(work)
+            self.verify(work)
+        self.finish()
+        return [self.runs[step.pk] for step in self.steps]
+
+    # -- the steps that need no call, and the phases in order
+
+    def triage(self, step: Step) -> _Work | None:
+        """The work the step needs, or None when it ended without a call (or was no longer pending)."""
+        action = step.action
         if step.outcome != _O.PENDING:
-            return self.done()
-        if step.is_loop:
-            return self.finish(_O.LOOP_STOPPED, loop_detail(step))
-        if not step.phase and self.reversed_elsewhere():
-            return self.finish(_O.ALREADY_REVERSED, "the action was already reversed; nothing was called")
+            self.runs[step.pk] = StepRun(step.pk, step.rollback_id, step.outcome)
+            return None
+        ending = self.ending_without_call(step)
+        if ending is not None:
+            self.end(step, *ending)
+            return None
         manifest = policy_of(step.rollback.policy_version_id)
         policy = manifest.action_type(action.action_type)
+        assert policy is not None and policy.method is not None  # ending_without_call saw to it
+        return _Work(step, policy, manifest.integrators.get(str(policy.reversal.get("integrator", ""))))
+
+    def ending_without_call(self, step: Step) -> tuple[str, str, tuple[str, str] | None] | None:
+        action = step.action
+        if step.is_loop:
+            return _O.LOOP_STOPPED, loop_detail(step), None
+        reversed_elsewhere = getattr(step, "reversed_elsewhere", False)
+        if not step.phase and (
+            reversed_elsewhere or action.state in (ActionState.REVERSED, ActionState.PARTIALLY_REVERSED)
+        ):
+            return _O.ALREADY_REVERSED, "the action was already reversed; nothing was called", None
+        policy = policy_of(step.rollback.policy_version_id).action_type(action.action_type)
         if policy is None:
-            return self.finish(_O.FAILED, f"the rollback's policy has no action type {action.action_type!r}")
+            return _O.FAILED, f"the rollback's policy has no action type {action.action_type!r}", None
         if action.reversibility == Reversibility.IRREVERSIBLE or policy.method is None:
             instructions = str(policy.reversal.get("instructions", "")) or "; ".join(policy.side_effects)
-            return self.finish(
-                _O.NOT_REVERSIBLE,
-                "irreversible: routed to manual remediation",
-                remediation=(RemediationReason.NOT_REVERSIBLE, instructions),
-            )
+            reason = (RemediationReason.NOT_REVERSIBLE, instructions)
+            return _O.NOT_REVERSIBLE, "irreversible: routed to manual remediation", reason
         if policy.method == "manual":
-            instructions = str(policy.reversal.get("instructions", "Reverse by hand."))
-            return self.finish(
-                _O.NOT_REVERSIBLE,
-                "the reversal method is manual: routed to manual remediation",
-                remediation=(RemediationReason.MANUAL_METHOD, instructions),
-            )
-        return self.run_phases(policy, manifest.integrators.get(str(policy.reversal.get("integrator", ""))))
+            reason = (RemediationReason.MANUAL_METHOD, str(policy.reversal.get("instructions", "Reverse by hand.")))
+            return _O.NOT_REVERSIBLE, "the reversal method is manual: routed to a person", reason
+        return None
 
-    def reversed_elsewhere(self) -> bool:
-        step = self.step
-        if step.action.state in (ActionState.REVERSED, ActionState.PARTIALLY_REVERSED):
-            return True
-        return (
-            Step.objects.filter(action_id=step.action_id)
-            .exclude(rollback_id=step.rollback_id)
-            .filter(_REVERSED_ELSEWHERE)
-            .exists()
-        )
+    def count_attempts(self, work: list[_Work]) -> None:
+        with transaction.atomic():
+            Step.objects.filter(pk__in=[item.step.pk for item in work]).update(attempts=F("attempts") + 1)
+            specs = []
+            for item in work:
+                step = item.step
+                step.attempts += 1
+                specs.append(
+                    EventSpec(
+                        "rollback.step.attempt",
+                        actor=SYSTEM,
+                        action_id=step.action_id,
+                        rollback_id=step.rollback_id,
+                        data={"step": step.pk, "attempt": step.attempts, "from_phase": step.phase or "start"},
+                    )
+                )
+            record_events(specs)
 
-    def run_phases(self, policy: ActionTypePolicy, integrator: Mapping[str, Any] | None) -> StepRun:
-        step = self.step
-        if not step.phase:
-            result = self.call("check", policy, integrator)
+    def check(self, work: list[_Work]) -> list[_Work]:
+        passed, checked = [], []
+        for item in work:
+            if item.step.phase:
+                passed.append(item)
+                continue
+            result = self.call(item, "check")
             if result.status == "unmet":
-                names = list(result.unmet) or list(policy.prerequisites)
-                return self.finish(_O.PREREQUISITES_UNMET, f"prerequisites unmet: {', '.join(names)}", unmet=names)
-            if result.status != "ok":
-                return self.failure("check", result)
-            self.record_phase("check")
-        if step.phase == "check":
-            result = self.call("reverse", policy, integrator)
-            if result.status != "ok":
-                return self.failure("reverse", result)
-            self.record_phase("reverse", policy)
-        # The reversal stands from here on: what is left is telling people, then confirming it took.
-        compensations = list(Communication.objects.filter(step=step).order_by("pk"))
-        for communication in compensations:
-            if communication.status == CommunicationStatus.PENDING:
+                names = list(result.unmet) or list(item.policy.prerequisites)
+                self.end(item.step, _O.PREREQUISITES_UNMET, f"prerequisites unmet: {', '.join(names)}", unmet=names)
+            elif result.status != "ok":
+                self.failure(item, "check", result)
+            else:
+                item.step.phase = "check"
+                passed.append(item)
+                checked.append(item.step.pk)
+        if checked:
+            Step.objects.filter(pk__in=checked, outcome=_O.PENDING).update(phase="check")
+        return passed
+
+    def reverse(self, work: list[_Work]) -> list[_Work]:
+        passed = []
+        for item in work:
+            if item.step.phase == "check":
+                result = self.call(item, "reverse")
+                if result.status != "ok":
+                    self.failure(item, "reverse", result)
+                    continue
+                self.record_reversed(item)
+            passed.append(item)
+        return passed
+
+    def record_reversed(self, item: _Work) -> None:
+        """The reversal answered ok: make it durable at once, with the compensations it now owes."""
+        step = item.step
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # Durable against the worker dying, which is what this guards: the server has it once the commit
+                # returns. A crash of the database itself may forget the last few: the idempotency key covers that.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            Step.objects.filter(pk=step.pk, outcome=_O.PENDING).update(phase="reverse")
+            if item.policy.compensations:
+                open_compensations(step, item.policy.compensations, policy_of(step.rollback.policy_version_id))
+        step.phase = "reverse"
+
+    def compensate(self, work: list[_Work]) -> list[_Work]:
+        owed: dict[int, list[Communication]] = {}
+        for communication in Communication.objects.filter(step_id__in=[item.step.pk for item in work]).order_by("pk"):
+            if communication.step_id is not None:
+                owed.setdefault(communication.step_id, []).append(communication)
+        passed = []
+        for item in work:
+            item.compensations = owed.get(item.step.pk, [])
+            retry_in = None
+            for communication in item.compensations:
+                if communication.status != CommunicationStatus.PENDING:
+                    continue
                 delivery = send_communication(communication.pk)
                 if delivery is None:
                     continue
-                if delivery.retry_in is not None:
-                    return StepRun(step.pk, step.rollback_id, _O.PENDING, retry_in=delivery.retry_in)
                 communication.status = delivery.status
-        result = self.call("verify", policy, integrator)
-        if result.status != "ok":
-            return self.failure("verify", result)
-        unsent = [c for c in compensations if c.status != CommunicationStatus.SENT]
-        if unsent:
+                if delivery.retry_in is not None:
+                    retry_in = delivery.retry_in
+                    break
+            if retry_in is not None:
+                self.runs[item.step.pk] = StepRun(item.step.pk, item.step.rollback_id, _O.PENDING, retry_in=retry_in)
+            else:
+                passed.append(item)
+        return passed
+
+    def verify(self, work: list[_Work]) -> None:
+        for item in work:
+            result = self.call(item, "verify")
+            if result.status != "ok":
+                self.failure(item, "verify", result)
+                continue
+            unsent = [c for c in item.compensations if c.status != CommunicationStatus.SENT]
+            if not unsent:
+                self.end(item.step, _O.REVERSED, "reversed and verified", phase="verify")
+                continue
             templates = ", ".join(f"{c.audience} {c.template}" for c in unsent)
-            return self.finish(
+            self.end(
+                item.step,
                 _O.COMPENSATION_FAILED,
                 f"reversed and verified, but not sent: {templates}",
-                remediation=(RemediationReason.COMPENSATION_FAILED, f"Tell them by hand: {templates}."),
+                (RemediationReason.COMPENSATION_FAILED, f"Tell them by hand: {templates}."),
                 phase="verify",
             )
-        return self.finish(_O.REVERSED, "reversed and verified", phase="verify")
 
-    def call(self, phase: Phase, policy: ActionTypePolicy, integrator: Mapping[str, Any] | None) -> PhaseResult:
-        step, action = self.step, self.step.action
-        if not self.counted:
-            self.count_attempt(phase)
+    # -- calling the method, and ending steps
+
+    def call(self, item: _Work, phase: Phase) -> PhaseResult:
+        step, action, policy = item.step, item.step.action, item.policy
         call = ReversalCall(
             phase=phase,
             step_id=step.pk,
@@ -169,7 +270,7 @@ class _StepExecution:
                 "payload": action.payload,
             },
             config=policy.reversal,
-            integrator=integrator,
+            integrator=item.integrator,
         )
         try:
             return METHODS[str(policy.method)].run(call)
@@ -177,44 +278,34 @@ class _StepExecution:
             logger.exception("Reversal method %s raised in phase %s of step %s", policy.method, phase, step.pk)
             return PhaseResult(status="failed", detail=f"{type(exc).__name__}: {exc}")
 
-    def count_attempt(self, phase: str) -> None:
-        step = self.step
-        with transaction.atomic():
-            Step.objects.filter(pk=step.pk).update(attempts=F("attempts") + 1)
-            step.attempts += 1
-            record_event(
-                "rollback.step.attempt",
-                actor=SYSTEM,
-                action_id=step.action_id,
-                rollback_id=step.rollback_id,
-                data={"step": step.pk, "attempt": step.attempts, "from_phase": phase},
-            )
-        self.counted = True
-
-    def record_phase(self, phase: str, policy: ActionTypePolicy | None = None) -> None:
-        step = self.step
-        with transaction.atomic():
-            Step.objects.filter(pk=step.pk, outcome=_O.PENDING).update(phase=phase)
-            if policy is not None and policy.compensations:
-                manifest = policy_of(step.rollback.policy_version_id)
-                open_compensations(step, policy.compensations, manifest)
-        step.phase = phase
-
-    def failure(self, phase: str, result: PhaseResult) -> StepRun:
+    def failure(self, item: _Work, phase: str, result: PhaseResult) -> None:
+        step = item.step
         detail = f"{phase}: {result.detail or result.status}"
         if result.retryable:
-            attempts = self.step.attempts
-            if attempts < settings.WEBHOOK_MAX_ATTEMPTS:
-                return StepRun(self.step.pk, self.step.rollback_id, _O.PENDING, retry_in=retry_delay(attempts))
-            detail = f"{detail} (gave up after {self.step.attempts} attempts)"
-        return self.finish(_O.FAILED, detail)
+            if step.attempts < settings.WEBHOOK_MAX_ATTEMPTS:
+                self.runs[step.pk] = StepRun(step.pk, step.rollback_id, _O.PENDING, retry_in=retry_delay(step.attempts))
+                return
+            detail = f"{detail} (gave up after {step.attempts} attempts)"
+        self.end(step, _O.FAILED, detail)
 
-    def finish(
-        self, outcome: str, detail: str, remediation: tuple[str, str] | None = None, **fields: object
-    ) -> StepRun:
+    def end(
+        self, step: Step, outcome: str, detail: str, remediation: tuple[str, str] | None = None, **fields: Any
+    ) -> None:
+        self.endings[step.pk] = (outcome, detail, remediation, fields)
+
+    def finish(self) -> None:
+        if not self.endings:
+            return
         with transaction.atomic():
-            step = lock_step(self.step.pk)
-            if step.outcome == _O.PENDING:
-                finish_step(step, outcome, actor=SYSTEM, detail=detail, remediation=remediation, **fields)
-            self.step.outcome = step.outcome
-        return self.done()
+            locked = Step.objects.select_for_update().filter(pk__in=list(self.endings), outcome=_O.PENDING)
+            now = timezone.now()
+            moves = []
+            for step in locked.order_by("pk"):
+                outcome, detail, remediation, fields = self.endings[step.pk]
+                moves.append(StepMove(step, outcome, detail, remediation, {"finished_at": now, **fields}))
+            move_steps(moves, actor=SYSTEM)
+        outcomes = {move.step.pk: move.outcome for move in moves}
+        for step in self.steps:
+            if step.pk in self.endings:
+                outcome = outcomes.get(step.pk) or Step.objects.values_list("outcome", flat=True).get(pk=step.pk)
+                self.runs[step.pk] = StepRun(step.pk, step.rollback_id, outcome)
