@@ -129,8 +129,9 @@ def single_posts_wrk(base: str, path: str, token: str, clients: int, duration: i
     total = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(bad.group(1)) if bad else 0
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    latencies = out.split("Latency Distribution", 1)[1]
+    p50 = re.search(r"\n\s+50%\s+(\S+)", latencies).group(1)
+    p99 = re.search(r"\n\s+99%\s+(\S+)", latencies).group(1)
     return {"ok": total - errors, "other": errors, "seconds": duration, "p50": p50, "p99": p99}
 
 
@@ -234,7 +235,7 @@ def report(label: str, result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db-name", default="rc_bench_intake")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=8791)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients for single posts")
     parser.add_argument("--duration", type=int, default=10, help="seconds per single-post run")
@@ -284,6 +285,8 @@ def main() -> None:
         )
     try:
         wait_for(base)
+        if server is not None and server.poll() is not None:
+            sys.exit(f"gunicorn exited (is port {args.port} taken?)")
         use_wrk = shutil.which("wrk") is not None and not args.threads_client
         single = single_posts_wrk if use_wrk else single_posts_threads
         client_name = "wrk" if use_wrk else "threads"
