@@ -141,6 +141,7 @@ def test_a_rollback_run_twice_changes_nothing_the_second_time(cast, receiver, ru
 def test_a_receiver_answering_503_twice_then_200_is_retried_to_success(cast, receiver, running_worker):
     [refund] = chain(cast, "refund.issue", prefix="r")
     receiver.script("r-0", "reverse", 503, 503)
+    receiver.script("rollback_customer_request", "notify", 503, 503)  # the trigger's notice, a task of its own
 
     rollback = settled(authorize(cast, [refund]), running_worker)
 
@@ -148,6 +149,9 @@ def test_a_receiver_answering_503_twice_then_200_is_retried_to_success(cast, rec
     assert (step.outcome, step.attempts) == ("reversed", 3)
     assert receiver.reverse_calls("r-0") == 3
     assert_each_reversal_applied_once(receiver, ["r-0"])
+    notice = rollback.communications.get(template="rollback_customer_request")
+    assert (notice.status, notice.attempts) == ("sent", 3)
+    assert rollback.state == "completed"
 
 
 def test_a_receiver_answering_400_is_not_retried(cast, receiver, running_worker):

@@ -6,6 +6,7 @@ from django.conf import settings
 
 from actions.models import Action
 from audit.models import AuditEvent
+from rollback_console.errors import Conflict, Forbidden
 from rollbacks import execution
 from rollbacks.backoff import max_retry_delay, retry_delay, visibility_timeout
 from rollbacks.models import Communication, RemediationTask, Rollback, Step
@@ -188,6 +189,27 @@ def test_resolving_the_last_step_by_hand_completes_a_partially_completed_rollbac
     assert RemediationTask.objects.get(step=step).done_by == cast.carl
     assert state_of(refund) == "manually_resolved"
     assert_audit_event("remediation.done", actor="carl")
+
+
+def test_completing_a_remediation_task_resolves_its_step(cast, shop, worker, django_capture_on_commit_callbacks):
+    [wire] = chain(cast.shop, "wire.transfer")
+    rollback = authorized(cast, django_capture_on_commit_callbacks, [wire])
+    worker()
+    task = RemediationTask.objects.get(step__rollback=rollback)
+
+    with pytest.raises(Forbidden):
+        execution.complete_remediation(task.pk, actor=cast.audrey, note="looked at it")
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.complete_remediation(task.pk, actor=cast.carl, note="the receiving bank returned the money")
+    worker()
+
+    task.refresh_from_db()
+    assert task.done_by == cast.carl and task.note == "the receiving bank returned the money"
+    rollback.refresh_from_db()
+    assert rollback.steps.get().outcome == "manual_done" and rollback.state == "completed"
+    assert state_of(wire) == "manually_resolved"
+    with pytest.raises(Conflict):
+        execution.complete_remediation(task.pk, actor=cast.carl, note="again")
 
 
 def test_a_compensation_answered_503_is_sent_again_with_backoff(cast, shop, worker, django_capture_on_commit_callbacks):
