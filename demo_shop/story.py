@@ -27,7 +27,18 @@ from actions.models import Action, ActionLink
 from actions.services import add_links, record_actions
 from demo_shop import services
 from demo_shop.models import Customer
-from policies.roles import ROLES
+from policies.roles import (
+    AUDITOR,
+    CUSTOMER_SERVICE,
+    EXECUTIVE,
+    INCIDENT_COMMANDER,
+    LEGAL,
+    POLICY_OWNER,
+    REVIEWER,
+    ROLES,
+    VERIFIER,
+)
+from policies.roles import INTEGRATOR as INTEGRATOR_ROLE
 from rollbacks.models import Rollback
 from rollbacks.services import request_rollback
 
@@ -35,21 +46,21 @@ INTEGRATOR = "shop"
 # Two people for each signing role, since nobody signs off their own request; names as in the tests' cast.
 # An integrator is a service account that posts with a token.
 PEOPLE: dict[str, tuple[str, ...]] = {
-    "alice": ("reviewer",),
-    "bob": ("reviewer",),
-    "vera": ("verifier",),
-    "victor": ("verifier",),
-    "carl": ("customer_service",),
-    "cora": ("customer_service",),
-    "ines": ("incident_commander",),
-    "ian": ("incident_commander",),
-    "paula": ("policy_owner",),
-    "pia": ("policy_owner",),
-    "lena": ("legal",),
-    "eddie": ("executive",),
-    "lex": ("legal", "executive"),
-    "audrey": ("auditor",),
-    INTEGRATOR: ("integrator",),
+    "alice": (REVIEWER,),
+    "bob": (REVIEWER,),
+    "vera": (VERIFIER,),
+    "victor": (VERIFIER,),
+    "carl": (CUSTOMER_SERVICE,),
+    "cora": (CUSTOMER_SERVICE,),
+    "ines": (INCIDENT_COMMANDER,),
+    "ian": (INCIDENT_COMMANDER,),
+    "paula": (POLICY_OWNER,),
+    "pia": (POLICY_OWNER,),
+    "lena": (LEGAL,),
+    "eddie": (EXECUTIVE,),
+    "lex": (LEGAL, EXECUTIVE),
+    "audrey": (AUDITOR,),
+    INTEGRATOR: (INTEGRATOR_ROLE,),
 }
 ADMIN = "admin"  # a superuser for /admin/, holding no role
 
