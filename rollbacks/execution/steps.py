@@ -78,6 +78,7 @@ class _Work:
     policy: ActionTypePolicy
     integrator: Mapping[str, Any] | None
     compensations: list[Communication] = field(default_factory=list)
+    counted: bool = False  # this delivery was counted as an attempt
 
 
 class _Batch:
@@ -99,10 +100,13 @@ class _Batch:
     def run(self) -> list[StepRun]:
         work = [item for step in self.steps if (item := self.triage(step)) is not None]
         if work:
-            self.count_attempts(work)
+            # A delivery that only resends compensations counts as an attempt when it calls `verify`, so messages
+            # retried on their own budget (NOTIFY_MAX_ATTEMPTS) do not use up the step's.
+            self.count_attempts([item for item in work if item.step.phase != "reverse"])
             work = self.check(work)
             work = self.reverse(work)
             work = self.compensate(work)
+            self.count_attempts([item for item in work if not item.counted])
             self.verify(work)
         self.finish()
         return [self.runs[step.pk] for step in self.steps]
@@ -146,12 +150,15 @@ class _Batch:
         return None
 
     def count_attempts(self, work: list[_Work]) -> None:
+        if not work:
+            return
         with transaction.atomic():
             Step.objects.filter(pk__in=[item.step.pk for item in work]).update(attempts=F("attempts") + 1)
             specs = []
             for item in work:
                 step = item.step
                 step.attempts += 1
+                item.counted = True
                 specs.append(
                     EventSpec(
                         "rollback.step.attempt",

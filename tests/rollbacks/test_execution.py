@@ -221,6 +221,9 @@ def test_a_compensation_answered_503_is_sent_again_with_backoff(cast, shop, work
 
     compensation = Communication.objects.get(template="refund_reversed", rollback=rollback)
     assert (compensation.status, compensation.attempts) == ("sent", 3)
+    # Three deliveries of the step: the first called check and reverse, the last verify; the one that only
+    # resent the message did not use up an attempt of the step's own.
+    assert rollback.steps.get().attempts == 2
     assert worker.sync.delays[:2] == [retry_delay(1), retry_delay(2)]
     assert shop.phases("a-0") == ["check", "reverse", "verify"]  # reverse was not called again
     rollback.refresh_from_db()
