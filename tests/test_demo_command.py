@@ -15,7 +15,7 @@ from knox.auth import TokenAuthentication
 from actions.models import Action, ActionLink
 from audit.models import AuditEvent
 from demo_shop.models import Customer, PointsGrant, Refund
-from demo_shop.story import PEOPLE
+from demo_shop.people import PEOPLE
 from policies.roles import ROLES
 from rollbacks.models import Rollback
 

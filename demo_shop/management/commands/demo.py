@@ -5,7 +5,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from demo_shop.story import INTEGRATOR, integrator_token, seed_people, seed_story
+from demo_shop.people import INTEGRATOR, integrator_token, seed_people
+from demo_shop.story import seed_story
 from policies.services import load_policy
 
 DEMO_MANIFEST = Path(settings.BASE_DIR) / "policies" / "manifests" / "demo.toml"
