@@ -1,5 +1,3 @@
-from functools import lru_cache
-
 from policies.manifest import Manifest, build_manifest
 from policies.models import PolicyActivation, PolicyVersion
 
@@ -8,19 +6,30 @@ class NoPolicyLoaded(Exception):
     pass
 
 
-@lru_cache(maxsize=32)
-def _manifest_of(version_id: int) -> Manifest:
-    # Versions are immutable, so a parsed manifest can be kept for the life of the process.
-    return build_manifest(PolicyVersion.objects.values_list("manifest", flat=True).get(pk=version_id))
+# Parsed manifests by version id, with the content hash they were parsed from. Versions are immutable, but an
+# id can come back with other content after a rolled-back load on SQLite, so current_policy checks the hash.
+_parsed: dict[int, tuple[str, Manifest]] = {}
+
+
+def _manifest_of(version_id: int, content_hash: str | None = None) -> Manifest:
+    cached = _parsed.get(version_id)
+    if cached is not None and content_hash in (None, cached[0]):
+        return cached[1]
+    stored_hash, raw = PolicyVersion.objects.values_list("content_hash", "manifest").get(pk=version_id)
+    manifest = build_manifest(raw)
+    _parsed[version_id] = (stored_hash, manifest)
+    return manifest
 
 
 def current_policy() -> tuple[int, Manifest]:
     """The current version's id and manifest: one query, the parse cached per version."""
-    version_id = PolicyActivation.objects.order_by("-id").values_list("version_id", flat=True).first()
-    if version_id is None:
+    current = PolicyActivation.objects.order_by("-id").values_list("version_id", "version__content_hash").first()
+    if current is None:
         raise NoPolicyLoaded("No policy manifest is loaded: run `python manage.py load_policy FILE`.")
-    return version_id, _manifest_of(version_id)
+    version_id, content_hash = current
+    return version_id, _manifest_of(version_id, content_hash)
 
 
 def policy_of(version_id: int) -> Manifest:
+    """The manifest of a version something already points at (an action's, a rollback's)."""
     return _manifest_of(version_id)
