@@ -12,7 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from actions.models import ActionLink, ActionState
 from actions.selectors import actions_visible_to, get_action_for, preview_reversal, rollbacks_of
-from audit.models import AuditEvent, AuditLink
+from audit.models import AuditEvent
+from audit.selectors import audit_events
 from console.access import console_page, may_file, requestable_triggers
 from console.forms import RollbackRequestForm, SelectorForm
 from rollback_console.errors import DomainError, Invalid
@@ -41,10 +42,9 @@ def action_search(request: HttpRequest) -> HttpResponse:
 
 
 def _action_trail(action_id: int) -> list[AuditEvent]:
-    """The action's own events and those of every rollback that covered it, newest part, oldest first."""
-    rollback_ids = AuditLink.objects.filter(action_id=action_id).values("rollback_id")
-    events = AuditEvent.objects.filter(Q(action_id=action_id) | Q(rollback_id__in=rollback_ids, action_id__isnull=True))
-    return list(reversed(events.order_by("-seq")[:AUDIT_ROWS]))
+    """The action's events and those of every rollback that covered it, as the API lists them: the newest part,
+    oldest first."""
+    return list(reversed(audit_events(action_id=action_id).order_by("-seq")[:AUDIT_ROWS]))
 
 
 def _action_context(request: HttpRequest, action_id: int, form: RollbackRequestForm | None, plan: Any = None) -> dict:

@@ -24,7 +24,6 @@ AGES = {
     "week": ("older than a week", "lt", timedelta(days=7)),
 }
 SORTS = {"newest": "newest first", "urgent": "window closing first"}
-CLOSING_SOON = timedelta(hours=24)
 
 
 def _age_filter(age: str) -> Q:
@@ -100,7 +99,6 @@ def queue(request: HttpRequest) -> HttpResponse:
     # CountedRows is the part of a sequence the paginator uses; the stubs ask for a whole Sequence.
     paginator: Paginator[Rollback] = Paginator(cast(Any, CountedRows(rows, kept)), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    now = timezone.now()
     mine = list(
         rollbacks_visible_to(user)
         .filter(requested_by_id=user.pk)
@@ -121,8 +119,6 @@ def queue(request: HttpRequest) -> HttpResponse:
             "ages": [(key, label) for key, (label, _, _) in AGES.items()],
             "sorts": SORTS.items(),
             "states": RollbackState.values,
-            "closing_before": now + CLOSING_SOON,
-            "now": now,
             "mine": mine,
         },
     )

@@ -5,13 +5,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from audit.models import AuditEvent, AuditLink
+from audit.models import AuditEvent
+from audit.selectors import audit_events
 from console.access import console_page
 from console.drawing import GraphNode, cascade_svg
 from rollback_console.errors import DomainError, Invalid
@@ -129,10 +129,8 @@ def _progress(steps: list[Step]) -> Progress:
 
 
 def _audit_trail(rollback: Rollback) -> list[AuditEvent]:
-    """The rollback's events and its actions' own records (AuditLink), newest last."""
-    covered = AuditLink.objects.filter(rollback_id=rollback.pk).values("action_id")
-    events = AuditEvent.objects.filter(Q(rollback_id=rollback.pk) | Q(action_id__in=covered, rollback_id__isnull=True))
-    return list(reversed(events.order_by("-seq")[:AUDIT_ROWS]))
+    """The rollback's events and its actions' own records, as the API lists them: the newest part, oldest first."""
+    return list(reversed(audit_events(rollback_id=rollback.pk).order_by("-seq")[:AUDIT_ROWS]))
 
 
 @require_GET
