@@ -14,8 +14,8 @@ from django.utils import timezone
 from actions.models import Action
 from actions.services import record_action
 from audit.models import AuditEvent
-from rollbacks.models import Rollback, SignOff, Step
-from rollbacks.services import request_rollback
+from rollbacks.models import RemediationTask, Rollback, SignOff, Step
+from rollbacks.services import request_rollback, sign_off
 
 _ids = itertools.count(1)
 
@@ -137,3 +137,19 @@ def run_to_rest(rollback_id: int, capture: Any) -> Rollback:
     with capture(execute=True):
         run_rollback(rollback_id)
     return Rollback.objects.get(pk=rollback_id)
+
+
+@pytest.fixture
+def ivan(cast):  # type: ignore[no-untyped-def]
+    return incident_commander("ivan")
+
+
+@pytest.fixture
+def task(cast, ivan, eager_workers, django_capture_on_commit_callbacks) -> RemediationTask:
+    """ines files an incident over a wire transfer, ivan signs it; the transfer waits for a person."""
+    wire = record(cast.shop, "wire.transfer", amount="900.00")
+    rollback = request_rollback(requester=cast.ines, trigger="incident", reason="wrong payee", actions=[wire.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        sign_off(rollback.pk, signer=ivan, decision="approve")
+    run_to_rest(rollback.pk, django_capture_on_commit_callbacks)
+    return RemediationTask.objects.get()

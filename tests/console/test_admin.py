@@ -100,3 +100,30 @@ def test_cancelling_from_the_admin_goes_through_the_service(cast, operator, revi
 @pytest.mark.django_db
 def test_the_admin_refuses_people_who_are_not_staff(cast, browser_for):
     assert browser_for(cast.audrey).get("/admin/policies/policyversion/add/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_remediation_task_is_marked_done_from_the_admin_with_a_note(cast, ivan, task, browser_for):
+    ivan.is_staff = ivan.is_superuser = True
+    ivan.save(update_fields=["is_staff", "is_superuser"])
+    client = browser_for(ivan)
+    url = "/admin/rollbacks/remediationtask/"
+    asked = post(client, url, {"action": "mark_done", "_selected_action": [task.pk]})
+    assert asked.status_code == 200 and b"Record what was done" in asked.content
+    task.refresh_from_db()
+    assert task.done_at is None  # nothing happens before the note
+    post(client, url, {"action": "mark_done", "_selected_action": [task.pk], "note": "recalled by the bank"})
+    task.refresh_from_db()
+    assert (task.done_by, task.note) == (ivan, "recalled by the bank")
+    assert AuditEvent.objects.filter(kind="remediation.done", actor="ivan").exists()
+
+
+@pytest.mark.django_db
+def test_an_operator_who_signs_nothing_cannot_close_remediation_from_the_admin(cast, operator, task):
+    post(
+        operator,
+        "/admin/rollbacks/remediationtask/",
+        {"action": "mark_done", "_selected_action": [task.pk], "note": "x"},
+    )
+    task.refresh_from_db()
+    assert task.done_at is None

@@ -4,26 +4,8 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from rollbacks.models import RemediationTask
-from rollbacks.services import request_rollback, sign_off
 
-from .conftest import csrf_token, incident_commander, record, run_to_rest, snapshot
-
-
-@pytest.fixture
-def ivan(cast):
-    return incident_commander("ivan")
-
-
-@pytest.fixture
-def task(cast, ivan, eager_workers, django_capture_on_commit_callbacks) -> RemediationTask:
-    """ines files an incident over a wire transfer, ivan signs it; the transfer waits for a person."""
-    wire = record(cast.shop, "wire.transfer", amount="900.00")
-    rollback = request_rollback(requester=cast.ines, trigger="incident", reason="wrong payee", actions=[wire.pk])
-    with django_capture_on_commit_callbacks(execute=True):
-        sign_off(rollback.pk, signer=ivan, decision="approve")
-    run_to_rest(rollback.pk, django_capture_on_commit_callbacks)
-    return RemediationTask.objects.get()
+from .conftest import csrf_token, snapshot
 
 
 @pytest.mark.django_db
