@@ -377,7 +377,7 @@ def test_a_step_whose_action_another_live_rollback_reversed_meanwhile_is_already
 def test_a_cycle_ends_loop_stopped_naming_its_path_and_nothing_is_reversed_twice(
     cast, shop, worker, django_capture_on_commit_callbacks
 ):
-    tier, _benefits, reinstate = chain(cast.shop, "tier.upgrade", "benefits.reevaluate", "membership.reinstate")
+    tier, benefits, reinstate = chain(cast.shop, "tier.upgrade", "benefits.reevaluate", "membership.reinstate")
     link(reinstate, tier)  # the reinstatement re-applied the upgrade
 
     rollback = authorized(cast, django_capture_on_commit_callbacks, [tier])
@@ -390,6 +390,7 @@ def test_a_cycle_ends_loop_stopped_naming_its_path_and_nothing_is_reversed_twice
     assert sorted(shop.reversed_ids()) == ["a-0", "a-1", "a-2"]
     assert rollback.state == "partially_completed"
     assert state_of(tier) == "reversed"  # the action's own step decided it
+    assert state_of(benefits) == "partially_reversed"  # its class is partial
 
     with django_capture_on_commit_callbacks(execute=True):
         execution.resolve_step(rollback.pk, loop.pk, actor=cast.carl, note="the upgrade is gone for good")
