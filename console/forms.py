@@ -13,7 +13,7 @@ from rollback_console.errors import Invalid
 class RollbackRequestForm(forms.Form):
     trigger = forms.ChoiceField()
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000)
-    reference = forms.CharField(required=False, max_length=200, help_text="Required for a regulatory order.")
+    reference = forms.CharField(required=False, max_length=200)
     max_cascade_depth = forms.IntegerField(
         required=False,
         min_value=0,
@@ -31,6 +31,13 @@ class RollbackRequestForm(forms.Form):
         caps = {name: manifest.triggers[name].max_cascade_depth for name in triggers}
         self.caps = caps
         self.reference_required = [name for name in triggers if manifest.triggers[name].reference_required]
+        self.fields["reference"].help_text = (
+            "Required for "
+            + ", ".join(name.replace("_", " ") for name in self.reference_required)
+            + "; optional otherwise."
+            if self.reference_required
+            else "Optional: a ticket or case number."
+        )
         if caps:
             self.fields["max_cascade_depth"].help_text = "Empty means the trigger's cap: " + ", ".join(
                 f"{name} {cap}" for name, cap in caps.items()

@@ -217,10 +217,17 @@ def test_screenshots_of_the_queue_a_request_and_an_action(cast, live_server, ope
 
     verifier.goto(f"{live_server.url}/console/actions/{refunds[3].pk}/")
     verifier.screenshot(path=str(out / "action.png"), full_page=True)
+    agent = open_as("carl")
+    agent.goto(f"{live_server.url}/console/actions/{refunds[4].pk}/")
+    agent.fill("#id_reason", "The customer says the refund went to the wrong card.")
+    agent.click("button[value=preview]")
+    assert agent.locator("[data-testid=plan]").count() == 1
+    agent.screenshot(path=str(out / "action-filing.png"), full_page=True)
+
     verifier.goto(f"{live_server.url}/console/metrics/")
     assert verifier.locator(".chart svg").count() == 3
     verifier.screenshot(path=str(out / "metrics.png"), full_page=True)
-    for name in ("queue", "request", "request-completed", "action", "metrics"):
+    for name in ("queue", "request", "request-completed", "action", "action-filing", "metrics"):
         assert (out / f"{name}.png").stat().st_size > 10_000
 
 
