@@ -13,6 +13,7 @@ import smtplib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -33,6 +34,9 @@ WEBHOOK = "webhook"
 EMAIL = "email"
 
 # A target whose reversal happened in this rollback is what the trigger's customer notice tells the customer about.
+# Longer than one delivery can take (the webhook timeout, or the mail server's), so a live claim is never taken over.
+_CLAIM_SECONDS = max(settings.WEBHOOK_TIMEOUT_SECONDS, settings.EMAIL_TIMEOUT or 0) + 30
+
 _NOTICE_OUTCOMES = frozenset({StepOutcome.REVERSED, StepOutcome.COMPENSATION_FAILED, StepOutcome.MANUAL_DONE})
 
 
@@ -116,8 +120,12 @@ def open_trigger_communications(rollback: Rollback, manifest: Manifest) -> list[
 
 
 def send_communication(communication_id: int) -> Delivery | None:
-    """One attempt at one message. The row stays locked while it is sent, so two workers never send it at once.
-    None when there is no such message (a task outlived its data)."""
+    """One attempt at one message. None when there is no such message (a task outlived its data).
+
+    The attempt is claimed in one transaction and its result recorded in another, so no transaction stays open
+    while the message travels: on SQLite an open transaction would hold the whole database's write lock, and
+    the receiver may be served by this same database. While one worker holds the claim, another waits."""
+    now = timezone.now()
     with transaction.atomic():
         communication = (
             Communication.objects.select_for_update(of=("self",))
@@ -129,9 +137,17 @@ def send_communication(communication_id: int) -> Delivery | None:
             return None
         if communication.status != CommunicationStatus.PENDING:
             return Delivery(communication.pk, communication.rollback_id, communication.status)
-        manifest = policy_of(communication.rollback.policy_version_id)
+        if communication.claimed_until is not None and communication.claimed_until > now:
+            wait = (communication.claimed_until - now).total_seconds()
+            return Delivery(communication.pk, communication.rollback_id, communication.status, retry_in=wait)
         communication.attempts += 1
-        error, transient = _deliver(communication, manifest)
+        communication.claimed_until = now + timedelta(seconds=_CLAIM_SECONDS)
+        communication.save(update_fields=["attempts", "claimed_until"])
+
+    error, transient = _deliver(communication, policy_of(communication.rollback.policy_version_id))
+
+    with transaction.atomic():
+        Communication.objects.select_for_update().filter(pk=communication.pk).get()
         retry_in = None
         if error is None:
             communication.status = CommunicationStatus.SENT
@@ -144,7 +160,8 @@ def send_communication(communication_id: int) -> Delivery | None:
             communication.status = CommunicationStatus.FAILED
             kind = "communication.failed"
         communication.last_error = error or ""
-        communication.save(update_fields=["status", "attempts", "last_error", "sent_at"])
+        communication.claimed_until = None
+        communication.save(update_fields=["status", "last_error", "sent_at", "claimed_until"])
         record_event(
             kind,
             actor=SYSTEM,

@@ -201,6 +201,9 @@ class Communication(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker is sending it until then; another waits rather than send it twice."
+    )
 
     class Meta:
         ordering = ["id"]

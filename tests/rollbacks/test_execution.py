@@ -542,3 +542,34 @@ def test_the_queries_a_step_costs_do_not_grow_with_the_rollbacks_size(
 
 def test_a_step_of_an_unknown_rollback_task_is_ignored():
     assert execution.execute_step(10**9) is None
+
+
+def test_a_message_travels_outside_any_transaction_and_a_claimed_one_is_not_sent_twice(
+    cast, shop, worker, django_capture_on_commit_callbacks, monkeypatch
+):
+    from django.db import connection
+
+    from rollbacks import communications
+
+    [refund] = chain(cast.shop, "refund.issue")
+    rollback = authorized(cast, django_capture_on_commit_callbacks, [refund], trigger="reviewer_error")
+    internal_mail = []
+    test_transaction = len(connection.atomic_blocks)  # the test's own, rolled back at its end
+
+    def deliver(communication, manifest):
+        # The same database may serve the receiver: no write lock may be held while the message travels.
+        assert len(connection.atomic_blocks) == test_transaction
+        if communication.audience == "internal":
+            internal_mail.append(communication.pk)
+            # Another worker picks up the same message while this one is still sending it.
+            assert communications.send_communication(communication.pk).retry_in > 0
+        return None, False
+
+    monkeypatch.setattr(communications, "_deliver", deliver)
+    worker()
+
+    rollback.refresh_from_db()
+    internal = Communication.objects.get(rollback=rollback, audience="internal")
+    assert rollback.state == "completed"
+    assert internal_mail == [internal.pk]
+    assert (internal.status, internal.attempts, internal.claimed_until) == ("sent", 1, None)
