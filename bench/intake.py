@@ -1,7 +1,7 @@
 """How fast actions are recorded over REST, on PostgreSQL behind gunicorn.
 
     .venv/bin/python bench/intake.py                      # its own database rc_bench_intake, gunicorn -w 2
-    .venv/bin/python bench/intake.py --duration 20 --clients 16
+    .venv/bin/python bench/intake.py --rounds 10 --clients 16
     .venv/bin/python bench/intake.py --target http://127.0.0.1:8000 --token KEY   # a server already running
 
 It (re)creates the database, migrates it, seeds the demo policy, an integrator `shop` with a token and an
@@ -9,8 +9,9 @@ approver `alice`, starts gunicorn with bench/intake_settings.py (the project plu
 create of the same Action row at /bench/bare-actions/), then prints actions recorded per second for:
 - single POST /api/v1/actions/ from concurrent keep-alive clients (wrk if installed, threads otherwise),
 - the bare ModelViewSet create, the same way, for comparison,
-- POST /api/v1/actions/batch/ with 100 and with 1,000 actions.
-Every figure counts only answers with the expected status; any other answer is reported.
+- POST /api/v1/actions/batch/ with 100 and with 1,000 actions (each naming the batch's first in caused_by).
+The four alternate in short rounds, so each sees the same share of a shared machine's load; the last lines
+total every round. Every figure counts only answers with the expected status; any other answer is reported.
 """
 
 import argparse
@@ -219,15 +220,21 @@ def batches(base: str, token: str, size: int, count: int, clients: int) -> dict:
     }
 
 
-def median(results: list[dict]) -> dict:
-    return sorted(results, key=lambda result: result["ok"] / result["seconds"])[len(results) // 2]
+def total(results: list[dict]) -> dict:
+    return {
+        "ok": sum(result["ok"] for result in results),
+        "other": sum(result["other"] for result in results),
+        "seconds": sum(result["seconds"] for result in results),
+        "p50": "-",
+        "p99": "-",
+    }
 
 
 def report(label: str, result: dict) -> None:
     rate = result["ok"] / result["seconds"]
     other = f", {result['other']} other answers" if result["other"] else ""
     print(
-        f"{label:<48} {rate:>9,.0f} actions/s   ({result['ok']:,} in {result['seconds']:.1f}s, "
+        f"{label:<58} {rate:>9,.0f} actions/s   ({result['ok']:,} in {result['seconds']:.1f}s, "
         f"p50 {result['p50']}, p99 {result['p99']}{other})"
     )
 
@@ -238,8 +245,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients for single posts")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per single-post run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating single-post rounds (ours, bare)")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per single-post run in each round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the four measurements, alternated")
     parser.add_argument("--batch-clients", type=int, default=2)
     parser.add_argument("--target", help="a running server's base URL (then --token is required)")
     parser.add_argument("--token")
@@ -294,17 +301,30 @@ def main() -> None:
         # Warm both endpoints (connections, parse caches) before measuring.
         single(base, "/api/v1/actions/", token, args.clients, 2)
         single(base, "/bench/bare-actions/", token, args.clients, 2)
-        # The machine is shared and noisy: alternate the two single-post runs and report each round and the median.
-        ours, bare = [], []
+        # The machine is shared and noisy: alternate the runs in short rounds, so both endpoints see the same load,
+        # and report every round and the total over all rounds.
+        runs: dict[str, list[dict]] = {}
         for round_number in range(1, args.rounds + 1):
-            ours.append(single(base, "/api/v1/actions/", token, args.clients, args.duration))
-            bare.append(single(base, "/bench/bare-actions/", token, args.clients, args.duration))
-            report(f"round {round_number}: single POST /api/v1/actions/", ours[-1])
-            report(f"round {round_number}: bare ModelViewSet create", bare[-1])
-        report("median: single POST /api/v1/actions/", median(ours))
-        report("median: bare ModelViewSet create (same row)", median(bare))
-        report("batch of 100 (POST /api/v1/actions/batch/)", batches(base, token, 100, 100, args.batch_clients))
-        report("batch of 1,000", batches(base, token, 1000, 30, args.batch_clients))
+            for label, measure in (
+                (
+                    "single POST /api/v1/actions/",
+                    lambda: single(base, "/api/v1/actions/", token, args.clients, args.duration),
+                ),
+                (
+                    "bare ModelViewSet create (same row)",
+                    lambda: single(base, "/bench/bare-actions/", token, args.clients, args.duration),
+                ),
+                (
+                    "batch of 100 (POST /api/v1/actions/batch/)",
+                    lambda: batches(base, token, 100, 30, args.batch_clients),
+                ),
+                ("batch of 1,000", lambda: batches(base, token, 1000, 6, args.batch_clients)),
+            ):
+                runs.setdefault(label, []).append(measure())
+                report(f"round {round_number}: {label}", runs[label][-1])
+        print()
+        for label, results in runs.items():
+            report(f"all rounds: {label}", total(results))
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
