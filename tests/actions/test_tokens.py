@@ -94,3 +94,26 @@ def test_the_commands_refuse_unknown_users_and_bad_durations(cast):
         _issue("shop", "--expires", "soon")
     with pytest.raises(CommandError, match="No user is named 'mallory'"):
         call_command("revoke_tokens", "mallory", stdout=StringIO())
+
+
+def test_a_token_request_reads_the_callers_roles_with_the_token_in_one_query(cast):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    shop, nobody = _client(_issue("shop")), _client(_issue("nobody"))
+
+    with CaptureQueriesContext(connection) as captured:
+        assert shop.get("/api/v1/action-types/").status_code == 200
+    queries = [query["sql"] for query in captured]  # the next request empties Django's query log
+
+    assert [sql for sql in queries if "auth_group" in sql] == [queries[0]]
+    assert "knox_authtoken" in queries[0]
+    assert nobody.get("/api/v1/action-types/").status_code == 403
+
+
+def test_a_token_of_an_inactive_user_is_refused(cast):
+    token = _issue("shop")
+    cast.shop.is_active = False
+    cast.shop.save(update_fields=["is_active"])
+
+    assert _client(token).get(URL).status_code == 401
