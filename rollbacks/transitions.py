@@ -5,12 +5,14 @@ audit event, all in the caller's transaction. Services decide *when* to move; th
 the same way.
 """
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import record_event
+from audit.services import EventSpec, record_event, record_events
 from rollback_console.errors import Conflict
 from rollbacks.models import ROLLBACK_TRANSITIONS, STEP_TRANSITIONS, Rollback, Step
 
@@ -65,6 +67,55 @@ def lock_step(step_id: int, *, rollback_id: int | None = None) -> Step:
         raise Conflict(f"Step {step_id} does not exist in this rollback.") from None
 
 
+@dataclass
+class StepMove:
+    """Where one step (locked by the caller) goes."""
+
+    step: Step
+    outcome: str
+    detail: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)  # more for the audit event
+
+
+def move_steps(moves: Sequence[StepMove], *, actor: str, kind: str | None = None) -> None:
+    """Move steps the caller has locked (lock_step, or select_for_update) or raise Conflict: a few queries
+    whatever their number, so workers end a batch of steps while the audit chain's head is locked only briefly."""
+    if not moves:
+        return
+    events = []
+    changed = {"outcome"}
+    for move in moves:
+        step, from_outcome = move.step, move.step.outcome
+        if move.outcome not in STEP_TRANSITIONS[from_outcome]:
+            raise Conflict(f"A step that is {from_outcome} cannot become {move.outcome}.")
+        step.outcome = move.outcome
+        if move.detail is not None:
+            step.detail = move.detail
+            changed.add("detail")
+        for name, value in move.fields.items():
+            setattr(step, name, value)
+        changed.update(move.fields)
+        events.append(
+            EventSpec(
+                kind or f"rollback.step.{move.outcome}",
+                actor=actor,
+                action_id=step.action_id,
+                rollback_id=step.rollback_id,
+                data={"step": step.pk, "from": from_outcome, "to": move.outcome, "detail": step.detail, **move.data},
+            )
+        )
+    # One UPDATE per distinct set of new values: a batch that ends alike (the usual case) is one statement.
+    columns = sorted(changed)
+    groups: dict[str, tuple[dict[str, Any], list[int]]] = {}
+    for move in moves:
+        values = {name: getattr(move.step, name) for name in columns}
+        groups.setdefault(repr(sorted(values.items())), (values, []))[1].append(move.step.pk)
+    for values, pks in groups.values():
+        Step.objects.filter(pk__in=pks).update(**values)
+    record_events(events)
+
+
 def move_step(
     step: Step,
     to_outcome: str,
@@ -75,25 +126,8 @@ def move_step(
     data: dict[str, Any] | None = None,
     **fields: Any,
 ) -> Step:
-    """Move a step the caller has locked (lock_step) to `to_outcome`, or raise Conflict."""
-    from_outcome = step.outcome
-    if to_outcome not in STEP_TRANSITIONS[from_outcome]:
-        raise Conflict(f"A step that is {from_outcome} cannot become {to_outcome}.")
-    step.outcome = to_outcome
-    changed = ["outcome", *fields]
-    if detail is not None:
-        step.detail = detail
-        changed.append("detail")
-    for name, value in fields.items():
-        setattr(step, name, value)
-    step.save(update_fields=changed)
-    record_event(
-        kind or f"rollback.step.{to_outcome}",
-        actor=actor,
-        action_id=step.action_id,
-        rollback_id=step.rollback_id,
-        data={"step": step.pk, "from": from_outcome, "to": to_outcome, "detail": step.detail, **(data or {})},
-    )
+    """Move one step the caller has locked (lock_step) to `to_outcome`, or raise Conflict."""
+    move_steps([StepMove(step, to_outcome, detail, fields, data or {})], actor=actor, kind=kind)
     return step
 
 

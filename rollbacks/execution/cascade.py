@@ -20,7 +20,7 @@ from audit.services import SYSTEM, actor_name, record_event, record_standalone_e
 from policies.selectors import policy_of
 from rollback_console.errors import Conflict, Forbidden, Invalid
 from rollbacks.communications import open_trigger_communications
-from rollbacks.execution.outcomes import StepMove, finish_step, loop_detail, move_steps
+from rollbacks.execution.outcomes import finish_step, loop_detail
 from rollbacks.execution.steps import StepRun, execute_steps
 from rollbacks.models import (
     FINISHED_OUTCOMES,
@@ -32,7 +32,7 @@ from rollbacks.models import (
     StepOutcome,
 )
 from rollbacks.roles import holds_signing_role
-from rollbacks.transitions import lock_rollback, move_rollback
+from rollbacks.transitions import StepMove, lock_rollback, move_rollback, move_steps
 
 _S = RollbackState
 _O = StepOutcome

@@ -2,8 +2,8 @@
 in the caller's transaction."""
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
@@ -11,8 +11,8 @@ from django.utils import timezone
 from actions.models import ACTION_TRANSITIONS, Action, ActionState, Reversibility
 from actions.services import change_action_states
 from audit.services import EventSpec, record_events
-from rollback_console.errors import Conflict
-from rollbacks.models import STEP_TRANSITIONS, RemediationTask, Step, StepOutcome
+from rollbacks.models import RemediationTask, Step, StepOutcome
+from rollbacks.transitions import StepMove, move_steps
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +27,10 @@ _ACTION_STATE_AFTER: dict[str, str] = {
 
 
 @dataclass
-class StepMove:
-    """Where one step (locked by the caller) goes."""
+class StepEnding(StepMove):
+    """A step's move that may hand a person a remediation task."""
 
-    step: Step
-    outcome: str
-    detail: str | None = None
-    remediation: tuple[str, str] | None = None  # (reason, instructions) of the task a person gets
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    remediation: tuple[str, str] | None = None  # (reason, instructions)
 
 
 def action_state_after(outcome: str, *, state: str, reversibility: str) -> str | None:
@@ -72,64 +68,34 @@ def follow_actions(endings: Sequence[StepMove], *, actor: str) -> None:
         change_action_states(moves, actor=actor, rollback_id=rollback_id)
 
 
-def move_steps(moves: Sequence[StepMove], *, actor: str, kind: str | None = None) -> None:
-    """Move many steps the caller has locked, as rollbacks.transitions.move_step moves one (the same table, the
-    same events), in a few queries whatever their number: one update for the steps, one insert for their tasks,
-    their actions' states, then every audit event at once, so the audit chain's head stays locked only briefly
-    while the workers end a batch."""
-    if not moves:
+def end_steps(endings: Sequence[StepEnding], *, actor: str, kind: str | None = None) -> None:
+    """Move steps the caller has locked (rollbacks.transitions.move_steps), open the remediation tasks they hand
+    to people, and move their actions to the states their outcomes imply, in a few queries whatever their number."""
+    if not endings:
         return
-    events: list[EventSpec] = []
-    changed = {"outcome"}
-    for move in moves:
-        step = move.step
-        from_outcome = step.outcome
-        if move.outcome not in STEP_TRANSITIONS[from_outcome]:
-            raise Conflict(f"A step that is {from_outcome} cannot become {move.outcome}.")
-        step.outcome = move.outcome
-        if move.detail is not None:
-            step.detail = move.detail
-            changed.add("detail")
-        for name, value in move.fields.items():
-            setattr(step, name, value)
-        changed.update(move.fields)
-        events.append(
-            EventSpec(
-                kind or f"rollback.step.{move.outcome}",
-                actor=actor,
-                action_id=step.action_id,
-                rollback_id=step.rollback_id,
-                data={"step": step.pk, "from": from_outcome, "to": move.outcome, "detail": step.detail},
-            )
-        )
-    _save_moved(moves, sorted(changed))
-    opening = [(move, move.remediation) for move in moves if move.remediation is not None]
+    move_steps(endings, actor=actor, kind=kind)
+    opening = [(ending, ending.remediation) for ending in endings if ending.remediation is not None]
     tasks = RemediationTask.objects.bulk_create(
-        [RemediationTask(step=move.step, reason=reason, instructions=text) for move, (reason, text) in opening]
+        [RemediationTask(step=ending.step, reason=reason, instructions=text) for ending, (reason, text) in opening]
     )
-    for (move, _), task in zip(opening, tasks, strict=True):
-        events.append(
+    follow_actions(endings, actor=actor)
+    record_events(
+        [
             EventSpec(
                 "remediation.opened",
                 actor=actor,
-                action_id=move.step.action_id,
-                rollback_id=move.step.rollback_id,
-                data={"task": task.pk, "step": move.step.pk, "reason": task.reason, "instructions": task.instructions},
+                action_id=ending.step.action_id,
+                rollback_id=ending.step.rollback_id,
+                data={
+                    "task": task.pk,
+                    "step": ending.step.pk,
+                    "reason": task.reason,
+                    "instructions": task.instructions,
+                },
             )
-        )
-    follow_actions(moves, actor=actor)
-    record_events(events)
-
-
-def _save_moved(moves: Sequence[StepMove], fields: list[str]) -> None:
-    """One UPDATE per distinct set of new values: a batch that ends alike (the usual case) is one statement."""
-    groups: dict[str, tuple[dict[str, Any], list[int]]] = {}
-    for move in moves:
-        values = {name: getattr(move.step, name) for name in fields}
-        key = repr(sorted(values.items()))
-        groups.setdefault(key, (values, []))[1].append(move.step.pk)
-    for values, pks in groups.values():
-        Step.objects.filter(pk__in=pks).update(**values)
+            for (ending, _), task in zip(opening, tasks, strict=True)
+        ]
+    )
 
 
 def finish_step(
@@ -143,8 +109,8 @@ def finish_step(
     **fields: Any,
 ) -> Step:
     """End one step the caller has locked."""
-    move_steps(
-        [StepMove(step, outcome, detail, remediation, {"finished_at": timezone.now(), **fields})],
+    end_steps(
+        [StepEnding(step, outcome, detail, {"finished_at": timezone.now(), **fields}, remediation=remediation)],
         actor=actor,
         kind=kind,
     )

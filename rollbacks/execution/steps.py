@@ -29,7 +29,7 @@ from policies.selectors import policy_of
 from rollbacks.backoff import retry_delay
 from rollbacks.communications import open_compensations, send_communication
 from rollbacks.execution.claims import claim_actions
-from rollbacks.execution.outcomes import StepMove, loop_detail, move_steps
+from rollbacks.execution.outcomes import StepEnding, end_steps, loop_detail
 from rollbacks.models import Communication, CommunicationStatus, RemediationReason, Step, StepOutcome
 
 logger = logging.getLogger(__name__)
@@ -309,8 +309,8 @@ class _Batch:
             moves = []
             for step in locked.order_by("pk"):
                 outcome, detail, remediation, fields = self.endings[step.pk]
-                moves.append(StepMove(step, outcome, detail, remediation, {"finished_at": now, **fields}))
-            move_steps(moves, actor=SYSTEM)
+                moves.append(StepEnding(step, outcome, detail, {"finished_at": now, **fields}, remediation=remediation))
+            end_steps(moves, actor=SYSTEM)
         outcomes = {move.step.pk: move.outcome for move in moves}
         for step in self.steps:
             if step.pk in self.endings:
