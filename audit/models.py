@@ -14,11 +14,12 @@ class AuditEvent(models.Model):
     - auth.failed, auth.forbidden
     - rollback.requested, rollback.refused, rollback.signoff, rollback.signoff_refused, rollback.authorized,
       rollback.rejected, rollback.cancelled, rollback.executing, rollback.paused, rollback.cascade_confirmed,
+      rollback.resumed,
       rollback.communicating, rollback.completed, rollback.partially_completed, rollback.failed
     - rollback.step.attempt, rollback.step.reversed, rollback.step.already_reversed,
       rollback.step.not_reversible, rollback.step.prerequisites_unmet, rollback.step.failed,
       rollback.step.compensation_failed, rollback.step.loop_stopped, rollback.step.awaiting_confirmation,
-      rollback.step.retried, rollback.step.resolved
+      rollback.step.retried, rollback.step.resolved, rollback.step.confirmed
     - communication.sent, communication.failed, communication.attempt
     - remediation.opened, remediation.done
     - token.issued, token.revoked
