@@ -9,7 +9,7 @@ class AuditEvent(models.Model):
     change to a stored row breaks the chain at that row's `seq`. Actors and descriptions are frozen as text.
 
     Event kinds (stable names, grouped by domain):
-    - policy.loaded, policy.activated, policy.refused
+    - policy.loaded, policy.activated
     - action.recorded, action.linked, action.state_changed
     - auth.failed, auth.forbidden
     - rollback.requested, rollback.refused, rollback.signoff, rollback.signoff_refused, rollback.authorized,
