@@ -1,8 +1,8 @@
 """Every write to actions: recording them (one or a batch), linking them, and moving their state.
 
 Recording costs a constant number of queries whatever the batch size or the number of `caused_by` links: one
-for the policy, one for the approvers, one for the integrator's existing actions (replays and causes at once),
-one insert per table and the audit chain's three.
+for the policy, one for the approvers and the integrator's existing actions (replays and causes at once), one
+insert per table and the audit chain's three; one more to show replays.
 """
 
 from collections.abc import Mapping, Sequence
@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import CharField, Value
 
 from actions.intake import ActionInput, FieldErrors, clean_action_fields, clean_external_ids
 from actions.models import ACTION_TRANSITIONS, Action, ActionLink
@@ -77,46 +78,60 @@ def _record(integrator: Any, items: list[ActionInput], *, batch: bool) -> list[t
     raise AssertionError("unreachable")
 
 
+def _look_up(integrator: Any, items: list[ActionInput]) -> tuple[dict[str, tuple[int, str]], dict[str, Any]]:
+    """In one query: the integrator's recorded actions that the items name (as themselves, to replay, or as
+    causes), as {external id: (id, fingerprint)}, and the approvers, as {username: user}. A single post's cost
+    is mostly its number of queries."""
+    referenced = {item.external_id for item in items}.union(*(item.caused_by for item in items))
+    text = CharField()
+    actions = (
+        Action.objects.filter(integrator=integrator, external_id__in=referenced)
+        .order_by()
+        .values_list(Value("action", output_field=text), "external_id", "pk", "fingerprint")
+    )
+    approvers = (
+        User.objects.filter(username__in={item.approved_by for item in items})
+        .order_by()
+        .values_list(Value("user", output_field=text), "username", "pk", Value("", output_field=text))
+    )
+    recorded: dict[str, tuple[int, str]] = {}
+    users: dict[str, Any] = {}
+    for kind, name, pk, fingerprint in actions.union(approvers, all=True):
+        if kind == "action":
+            recorded[name] = (pk, fingerprint)
+        else:
+            users[name] = User.from_db(None, ["id", "username"], [pk, name])
+    return recorded, users
+
+
 def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> list[tuple[Action, bool]]:
     try:
         version_id, manifest = current_policy()
     except NoPolicyLoaded as exc:
         raise Conflict(str(exc)) from None
-    external_ids = {item.external_id for item in items}
-    referenced = external_ids.union(*(item.caused_by for item in items))
-    known = {
-        action.external_id: action
-        for action in Action.objects.filter(integrator=integrator, external_id__in=referenced)
-    }
-    approvers = {
-        user.get_username(): user
-        for user in User.objects.filter(username__in={item.approved_by for item in items}).only("pk", "username")
-    }
+    recorded, approvers = _look_up(integrator, items)
 
     errors: dict[str, FieldErrors] = {}
     conflicts: list[str] = []
-    results: list[tuple[Action, bool]] = []
-    new_actions: list[Action] = []
+    replays: dict[int, int] = {}  # index -> id of the action recorded before with the same body
+    new_actions: dict[int, Action] = {}  # index -> action to insert
     new_items: list[ActionInput] = []
+    earlier: dict[str, Action] = {}  # external id -> action, new in this batch
     seen: dict[str, int] = {}  # external id -> index, earlier in this batch
     for index, item in enumerate(items):
         item_errors: FieldErrors = {}
-        label = f"actions[{index}]" if batch else "the action"
         if item.external_id in seen:
             item_errors["external_id"] = [f"Repeats the external id of actions[{seen[item.external_id]}]."]
         seen.setdefault(item.external_id, index)
-        existing = known.get(item.external_id)
-        if existing is not None and not item_errors:
-            if existing.fingerprint == item.fingerprint:
-                # The same people as recorded: spares the queries when the replay is shown.
-                existing.integrator = integrator
-                if item.approved_by in approvers and approvers[item.approved_by].pk == existing.approved_by_id:
-                    existing.approved_by = approvers[item.approved_by]
-                results.append((existing, False))
+        if item.external_id in recorded and not item_errors:
+            pk, fingerprint = recorded[item.external_id]
+            if fingerprint == item.fingerprint:
+                replays[index] = pk
             else:
+                label = f"actions[{index}]" if batch else "the action"
                 conflicts.append(
-                    f"{label}: external id {item.external_id!r} was recorded (action {existing.pk}) with a "
-                    "different body; nothing was changed."
+                    f"{label}: external id {item.external_id!r} was recorded (action {pk}) with a different body; "
+                    "nothing was changed."
                 )
             continue
         policy = manifest.action_type(item.action_type)
@@ -127,8 +142,7 @@ def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> l
         approver = approvers.get(item.approved_by)
         if approver is None:
             item_errors["approved_by"] = [f"No user is named {item.approved_by!r}."]
-        # `known` holds this integrator's recorded actions and the batch's earlier items, nothing later.
-        missing = [name for name in item.caused_by if name not in known]
+        missing = [name for name in item.caused_by if name not in recorded and name not in earlier]
         if missing:
             item_errors["caused_by"] = [
                 "Not recorded by this integrator"
@@ -157,31 +171,42 @@ def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> l
             fingerprint=item.fingerprint,
             **snapshot,
         )
-        known[item.external_id] = action
-        new_actions.append(action)
+        earlier[item.external_id] = action
+        new_actions[index] = action
         new_items.append(item)
-        results.append((action, True))
 
     if errors:
         raise Invalid({"actions": errors} if batch else errors["0"])
     if conflicts:
         raise Conflict(" ".join(conflicts))
     if new_actions:
-        Action.objects.bulk_create(new_actions)
+        Action.objects.bulk_create(list(new_actions.values()))
+
+        def id_of(name: str) -> int:
+            return recorded[name][0] if name in recorded else earlier[name].pk
+
         links = [
-            ActionLink(upstream_id=known[name].pk, downstream_id=action.pk)
-            for action, item in zip(new_actions, new_items, strict=True)
+            ActionLink(upstream_id=id_of(name), downstream_id=action.pk)
+            for action, item in zip(new_actions.values(), new_items, strict=True)
             for name in item.caused_by
         ]
         if links:
             ActionLink.objects.bulk_create(links)
         record_events(
             [
-                _recorded_event(integrator, action, item, known, manifest)
-                for action, item in zip(new_actions, new_items, strict=True)
+                _recorded_event(integrator, action, item, {name: id_of(name) for name in item.caused_by}, manifest)
+                for action, item in zip(new_actions.values(), new_items, strict=True)
             ]
         )
-    return results
+    replayed: dict[int, Action] = {}
+    if replays:
+        replayed = Action.objects.select_related("approved_by").in_bulk(list(replays.values()))
+        for action in replayed.values():
+            action.integrator = integrator  # the same user: spares a query when the replay is shown
+    return [
+        (new_actions[index], True) if index in new_actions else (replayed[replays[index]], False)
+        for index in range(len(items))
+    ]
 
 
 def _reversibility(policy: ActionTypePolicy, item: ActionInput, errors: FieldErrors) -> dict[str, Any]:
@@ -222,7 +247,7 @@ def _amount(policy: ActionTypePolicy, payload: Mapping[str, Any], errors: FieldE
 
 
 def _recorded_event(
-    integrator: Any, action: Action, item: ActionInput, known: Mapping[str, Action], manifest: Manifest
+    integrator: Any, action: Action, item: ActionInput, causes: Mapping[str, int], manifest: Manifest
 ) -> EventSpec:
     return EventSpec(
         kind="action.recorded",
@@ -249,7 +274,7 @@ def _recorded_event(
                 "amount": action.amount,
             },
             # Links known at recording are part of the recording; later ones get `action.linked`.
-            "caused_by": [{"id": known[name].pk, "external_id": name} for name in item.caused_by],
+            "caused_by": [{"id": causes[name], "external_id": name} for name in item.caused_by],
             "fingerprint": item.fingerprint,
         },
     )
