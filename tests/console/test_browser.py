@@ -60,7 +60,8 @@ def open_as(chromium, live_server):
         page.goto(f"{live_server.url}/accounts/login/")
         page.fill("#id_username", username)
         page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
+        with page.expect_navigation():
+            page.click("button[type=submit]")
         page.wait_for_url(f"{live_server.url}/console/")
         return page
 
@@ -76,13 +77,17 @@ def test_a_reviewer_error_is_filed_verified_executed_and_shows_on_the_action(cas
     reviewer = open_as("bob")
     reviewer.goto(f"{live_server.url}/console/actions/")
     reviewer.fill("#q", refund.external_id)
-    reviewer.click("text=Search")
-    reviewer.click(f"a:text('{refund.external_id}')")
+    with reviewer.expect_navigation():
+        reviewer.click("text=Search")
+    with reviewer.expect_navigation():
+        reviewer.click(f"a:text('{refund.external_id}')")
     reviewer.select_option("#id_trigger", "reviewer_error")
     reviewer.fill("#id_reason", "The refund was approved against the wrong order.")
-    reviewer.click("button[value=preview]")
+    with reviewer.expect_navigation():
+        reviewer.click("button[value=preview]")
     assert "downstream in the cascade" in reviewer.inner_text("[data-testid=plan]")
-    reviewer.click("button[value=submit]")
+    with reviewer.expect_navigation():
+        reviewer.click("button[value=submit]")
     reviewer.wait_for_url("**/console/rollbacks/*/")
     rollback = Rollback.objects.get()
     assert reviewer.locator("button[value=approve]").count() == 0
@@ -100,10 +105,12 @@ def test_a_reviewer_error_is_filed_verified_executed_and_shows_on_the_action(cas
     verifier = open_as("vera")
     row = verifier.locator(f"tr[data-rollback='{rollback.pk}']")
     assert "The refund was approved against the wrong order." in row.inner_text()
-    row.locator("a").first.click()
+    with verifier.expect_navigation():
+        row.locator("a").first.click()
     assert "alice" in verifier.inner_text("[data-testid=approver]")
     verifier.fill("#comment", "Checked the order: the refund was wrong.")
-    verifier.click("button[value=approve]")
+    with verifier.expect_navigation():
+        verifier.click("button[value=approve]")
     verifier.wait_for_url(f"**/console/rollbacks/{rollback.pk}/")
     rollback.refresh_from_db()
     assert rollback.state == RollbackState.COMPLETED
@@ -125,7 +132,8 @@ def test_customer_service_on_an_expired_refund_demands_an_executive(cast, live_s
     preview = agent.inner_text("[data-testid=preview]")
     assert "window expired" in preview and "1 executive" in preview
     agent.fill("#id_reason", "The customer returned the goods after all.")
-    agent.click("button[value=submit]")
+    with agent.expect_navigation():
+        agent.click("button[value=submit]")
     agent.wait_for_url("**/console/rollbacks/*/")
     requirements = agent.inner_text("[data-testid=requirements]")
     assert "executive: 0 of 1" in requirements and "customer_service: 0 of 1" in requirements
@@ -148,7 +156,8 @@ def test_a_paused_cascade_is_confirmed_from_the_page(cast, live_server, open_as,
     verifier = open_as("vera")
     verifier.goto(f"{live_server.url}/console/rollbacks/{rollback.pk}/")
     assert verifier.locator("[data-outcome=awaiting_confirmation]").count() == 1
-    verifier.click("text=Confirm cascade")
+    with verifier.expect_navigation():
+        verifier.click("text=Confirm cascade")
     verifier.wait_for_url(f"**/console/rollbacks/{rollback.pk}/")
     rollback.refresh_from_db()
     assert rollback.state == RollbackState.COMPLETED
@@ -220,7 +229,8 @@ def test_screenshots_of_the_queue_a_request_and_an_action(cast, live_server, ope
     agent = open_as("carl")
     agent.goto(f"{live_server.url}/console/actions/{refunds[4].pk}/")
     agent.fill("#id_reason", "The customer says the refund went to the wrong card.")
-    agent.click("button[value=preview]")
+    with agent.expect_navigation():
+        agent.click("button[value=preview]")
     assert agent.locator("[data-testid=plan]").count() == 1
     agent.screenshot(path=str(out / "action-filing.png"), full_page=True)
 
