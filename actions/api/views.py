@@ -129,9 +129,9 @@ class ActionViewSet(viewsets.GenericViewSet):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authentication and permissions first: 401/403 before 413
         if self.action == "create":
-            _body_limit(request, settings.ACTION_BODY_MAX_BYTES, "Send more at once with POST /api/v1/actions/batch/.")
+            _body_limit(request, settings.ACTION_BODY_MAX_BYTES, "That is 1 MiB for one action.")
         elif self.action == "batch":
-            _body_limit(request, settings.BATCH_BODY_MAX_BYTES, "Split the batch.")
+            _body_limit(request, settings.BATCH_BODY_MAX_BYTES, "That is 16 MiB for a batch: split it.")
         elif self.action == "links":
             _body_limit(request, settings.ACTION_BODY_MAX_BYTES, "Send fewer links at once.")
 
