@@ -234,10 +234,19 @@ def test_screenshots_of_the_queue_a_request_and_an_action(cast, live_server, ope
     assert agent.locator("[data-testid=plan]").count() == 1
     agent.screenshot(path=str(out / "action-filing.png"), full_page=True)
 
+    commander = open_as("ines")
+    commander.goto(f"{live_server.url}/console/rollbacks/new/")
+    commander.select_option("#id_action_type", "loyalty.points_grant")
+    commander.fill("#id_reason", "Loyalty agent granted points twice during the outage.")
+    with commander.expect_navigation():
+        commander.click("button[value=preview]")
+    assert "actions selected" in commander.inner_text("[data-testid=plan]")
+    commander.screenshot(path=str(out / "bulk.png"), full_page=True)
+
     verifier.goto(f"{live_server.url}/console/metrics/")
     assert verifier.locator(".chart svg").count() == 3
     verifier.screenshot(path=str(out / "metrics.png"), full_page=True)
-    for name in ("queue", "request", "request-completed", "action", "action-filing", "metrics"):
+    for name in ("queue", "request", "request-completed", "action", "action-filing", "bulk", "metrics"):
         assert (out / f"{name}.png").stat().st_size > 10_000
 
 

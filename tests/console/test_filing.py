@@ -186,3 +186,18 @@ def test_the_bulk_page_counts_irreversible_actions_and_refuses_an_empty_selector
     response = post(client, url, {"trigger": "incident", "reason": "x", "executed_after": "yesterday"})
     assert response.status_code == 400
     assert not Rollback.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_bulk_page_takes_a_time_range_from_the_browser_s_date_fields(cast, browser_for):
+    old = record(cast.shop, "record.update", executed_at=timezone.now() - timedelta(days=3))
+    record(cast.shop, "record.update")
+    since = (timezone.now() - timedelta(days=4)).strftime("%Y-%m-%dT%H:%M")
+    until = (timezone.now() - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    response = post(
+        browser_for(cast.ines),
+        reverse("console:bulk"),
+        {"trigger": "incident", "reason": "x", "executed_after": since, "executed_before": until, "intent": "submit"},
+    )
+    assert response.status_code == 302
+    assert Rollback.objects.get().plan["action_ids"] == [old.pk]
