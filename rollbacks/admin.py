@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -14,6 +14,9 @@ from rollback_console.errors import DomainError
 from rollbacks.execution import complete_remediation, confirm_cascade
 from rollbacks.models import Communication, RemediationTask, Rollback, SignOff, Step
 from rollbacks.services import cancel_rollback
+
+# A bulk rollback may have thousands of steps: the page shows the first ones; the console and the API show all.
+INLINE_ROWS = 200
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -34,8 +37,14 @@ class ReadOnlyInline(admin.TabularInline):
 class StepInline(ReadOnlyInline):
     model = Step
     fk_name = "rollback"
+    verbose_name_plural = f"steps (the first {INLINE_ROWS} by depth)"
     fields = ("action", "depth", "via", "is_loop", "outcome", "phase", "attempts", "detail", "finished_at")
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Step]:
+        steps = super().get_queryset(request).select_related("action", "via__action")
+        first = Step.objects.filter(rollback=OuterRef("rollback")).order_by("depth", "id").values("pk")[:INLINE_ROWS]
+        return steps.filter(pk__in=Subquery(first)).order_by("depth", "id")
 
 
 class SignOffInline(ReadOnlyInline):
@@ -46,8 +55,13 @@ class SignOffInline(ReadOnlyInline):
 
 class CommunicationInline(ReadOnlyInline):
     model = Communication
+    verbose_name_plural = f"communications (the first {INLINE_ROWS})"
     fields = ("audience", "channel", "template", "step", "status", "attempts", "last_error", "sent_at")
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Communication]:
+        first = Communication.objects.filter(rollback=OuterRef("rollback")).order_by("id").values("pk")[:INLINE_ROWS]
+        return super().get_queryset(request).filter(pk__in=Subquery(first)).order_by("id")
 
 
 def _run_each(modeladmin: admin.ModelAdmin, request: HttpRequest, items: QuerySet[Any], call: Any, done: str) -> None:

@@ -127,3 +127,20 @@ def test_an_operator_who_signs_nothing_cannot_close_remediation_from_the_admin(c
     )
     task.refresh_from_db()
     assert task.done_at is None
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_first_steps_of_a_large_rollback(cast, operator, monkeypatch):
+    from rollbacks import admin as rollbacks_admin
+    from rollbacks.services import request_rollback
+
+    from .conftest import record
+
+    actions = [record(cast.shop, "record.update") for _ in range(3)]
+    rollback = request_rollback(
+        requester=cast.ines, trigger="incident", reason="bad batch", actions=[a.pk for a in actions]
+    )
+    monkeypatch.setattr(rollbacks_admin, "INLINE_ROWS", 2)
+    html = operator.get(f"/admin/rollbacks/rollback/{rollback.pk}/change/").content.decode()
+    shown = [a.external_id for a in actions if f"{a.external_id}</a>" in html]
+    assert len(shown) == 2
