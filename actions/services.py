@@ -27,6 +27,8 @@ User = get_user_model()
 # transaction; running it again sees the other's committed rows and answers as a replay or a conflict.
 _ATTEMPTS = 3
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
+# Every name a batch mentions goes into one lookup query: this keeps it within SQLite's parameter limit.
+MAX_BATCH_LINKS = 10_000
 _AMOUNT_QUANTUM = Decimal("0.0001")
 _AMOUNT_LIMIT = Decimal(10) ** 14  # Action.amount: 18 digits, 4 after the point
 
@@ -61,6 +63,15 @@ def record_actions(integrator: Any, items: Any) -> list[tuple[Action, bool]]:
             cleaned.append(item)
     if errors:
         raise Invalid({"actions": errors})
+    if sum(len(item.caused_by) for item in cleaned) > MAX_BATCH_LINKS:
+        raise Invalid(
+            {
+                "actions": [
+                    f"At most {MAX_BATCH_LINKS:,} caused_by links in one batch: send the rest in another batch or "
+                    "with POST /api/v1/actions/{id}/links/."
+                ]
+            }
+        )
     return _record(integrator, cleaned, batch=True)
 
 

@@ -151,3 +151,13 @@ def test_a_batch_body_over_one_mebibyte_is_fine(client_for, cast):
 
     assert response.status_code == 201
     assert response.json()["created"] == 600
+
+
+def test_a_batch_naming_more_than_ten_thousand_causes_is_refused(client_for, cast):
+    names = [f"cause-{i}" for i in range(1000)]
+    actions = [action_body(caused_by=names) for _ in range(11)]
+
+    response = client_for(cast.shop).post(URL, {"actions": actions}, format="json")
+
+    assert response.status_code == 400
+    assert "At most 10,000 caused_by links in one batch" in response.json()["actions"][0]
