@@ -49,14 +49,22 @@ def head() -> tuple[int, str]:
 def triggers_disabled() -> Iterator[None]:
     """What a database superuser can do: switch the append-only triggers off, then back on as they were."""
     with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER ALL")
+        for table in _GUARDED:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
     try:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER ALL")
-            cursor.execute("ALTER TABLE audit_auditevent ENABLE ALWAYS TRIGGER audit_auditevent_no_change")
-            cursor.execute("ALTER TABLE audit_auditevent ENABLE ALWAYS TRIGGER audit_auditevent_no_truncate")
+            for table, triggers in _GUARDED.items():
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER ALL")
+                for trigger in triggers:
+                    cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger}")
+
+
+_GUARDED = {
+    "audit_auditevent": ("audit_auditevent_no_change", "audit_auditevent_no_truncate"),
+    "audit_auditchainhead": ("audit_auditchainhead_forward", "audit_auditchainhead_no_truncate"),
+}
 
 
 def rehash_from(seq: int) -> None:

@@ -106,7 +106,7 @@ class TestASuperuserRewritingTheTail:
         anchor_audit_head()
         with triggers_disabled():
             AuditEvent.objects.filter(seq__gt=kept.seq).delete()
-        AuditChainHead.objects.filter(pk=1).update(seq=kept.seq, hash=kept.hash)
+            AuditChainHead.objects.filter(pk=1).update(seq=kept.seq, hash=kept.hash)
         assert verify_chain().ok, "the shortened chain is consistent in itself"
         out = io.StringIO()
         with pytest.raises(CommandError, match="anchor_missing"):

@@ -103,3 +103,12 @@ def test_an_application_role_cannot_get_around_the_append_only_triggers(cast, ap
         assert app.execute("SELECT count(*) FROM audit_auditevent").fetchone()[0] == events_before
     assert AuditEvent.objects.count() == events_before
     assert not AuditEvent.objects.filter(actor="mallory").exists()
+
+
+def test_the_chain_head_only_moves_forward(cast):
+    record(2)
+    with pytest.raises(DatabaseError, match="only moves forward"), transaction.atomic(), connection.cursor() as c:
+        c.execute("UPDATE audit_auditchainhead SET seq = seq - 1")
+    with pytest.raises(DatabaseError, match="only moves forward"), transaction.atomic(), connection.cursor() as c:
+        c.execute("DELETE FROM audit_auditchainhead")
+    assert record(1)[0].seq >= 3  # appending still moves it on
