@@ -16,12 +16,20 @@ def admin_client_(db) -> Client:
     return client
 
 
-def test_the_trail_is_listed_with_its_verification(cast, admin_client_):
+def test_the_trail_links_to_its_verification_which_reports_the_head(cast, admin_client_):
     record(2, actor="carl", kind="rollback.requested")
-    response = admin_client_.get(CHANGELIST)
+    listing = admin_client_.get(CHANGELIST)
+    assert listing.status_code == 200 and f"{CHANGELIST}verify/" in listing.text
+    response = admin_client_.get(f"{CHANGELIST}verify/")
     assert response.status_code == 200
     assert response.context["verification"] == {"ok": True, "events": AuditEvent.objects.count(), "head": head()[1]}
     assert "Chain verified" in response.text
+
+
+def test_the_verification_page_is_for_staff_who_may_read_the_trail(cast):
+    client = Client()
+    client.force_login(cast.nobody)
+    assert client.get(f"{CHANGELIST}verify/").status_code == 302  # to the admin login
 
 
 def test_the_trail_is_searchable_by_actor_and_filterable_by_kind(cast, admin_client_):
@@ -56,6 +64,6 @@ class TestABrokenChainInAdmin:
         target = record(3)[1]
         with triggers_disabled():
             AuditEvent.objects.filter(seq=target.seq).update(actor="mallory")
-        response = admin_client_.get(CHANGELIST)
+        response = admin_client_.get(f"{CHANGELIST}verify/")
         assert response.context["verification"]["broken_seq"] == target.seq
         assert f"Chain broken at seq {target.seq}" in response.text
