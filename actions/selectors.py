@@ -6,13 +6,15 @@ auditors read everything); a signed-in user without a role sees none.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django_filters.fields import IsoDateTimeField
 
 from actions.cascade import LoopArrival, walk_cascade
 from actions.models import Action, ActionLink, ActionState
@@ -114,6 +116,23 @@ def rollbacks_of(action: Action) -> list[dict[str, Any]]:
     return list(rollbacks.values())
 
 
+class UTCDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, converted to UTC here: PostgreSQL refuses offsets beyond 15:59 that Python accepts."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("This time is out of range.", code="invalid") from None
+
+
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeField
+
+
 class ActionFilter(django_filters.FilterSet):
     """The contract's action filters: the API's list and a rollback's `selector` use the same ones."""
 
@@ -121,13 +140,15 @@ class ActionFilter(django_filters.FilterSet):
     subject = django_filters.CharFilter()
     external_id = django_filters.CharFilter()
     state = django_filters.ChoiceFilter(choices=ActionState.choices)
-    policy_version = django_filters.NumberFilter(field_name="policy_version_id", help_text="A policy version id.")
+    policy_version = django_filters.NumberFilter(
+        field_name="policy_version_id", help_text="A policy version id.", min_value=1, max_value=2**63 - 1
+    )
     approved_by = django_filters.CharFilter(field_name="approved_by__username", help_text="The approver's username.")
     integrator = django_filters.CharFilter(field_name="integrator__username", help_text="The integrator's username.")
-    executed_after = django_filters.IsoDateTimeFilter(
+    executed_after = UTCDateTimeFilter(
         field_name="executed_at", lookup_expr="gte", help_text="Executed at or after this time (ISO 8601)."
     )
-    executed_before = django_filters.IsoDateTimeFilter(
+    executed_before = UTCDateTimeFilter(
         field_name="executed_at", lookup_expr="lt", help_text="Executed before this time (ISO 8601)."
     )
 

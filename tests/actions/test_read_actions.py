@@ -77,8 +77,26 @@ def test_the_list_filters_by_policy_version_id(client_for, cast, shop_actions):
     assert _ids(client_for(cast.shop).get(f"{URL}?policy_version={version_id + 1000}")) == set()
 
 
+def test_times_in_filters_may_carry_any_offset(client_for, cast, shop_actions):
+    response = client_for(cast.shop).get(f"{URL}?executed_after=2026-11-02T23:00:00%2B14:00")
+
+    assert _ids(response) == {"r/points", "r/email"}
+
+
 @pytest.mark.parametrize(
-    "query", ["state=gone", "policy_version=abc", "executed_after=yesterday", "executed_before=2026-13-01"]
+    "query",
+    [
+        "state=gone",
+        "policy_version=abc",
+        "policy_version=1e400",
+        "policy_version=99999999999999999999",
+        "policy_version=0",
+        "executed_after=yesterday",
+        "executed_before=2026-13-01",
+        "executed_after=9999-12-31T23:59:59-23:00",
+        "executed_before=0001-01-01T00:00:00%2B05:00",
+        "subject=%00",
+    ],
 )
 def test_an_invalid_filter_value_is_a_400_naming_the_filter(client_for, cast, query):
     response = client_for(cast.audrey).get(f"{URL}?{query}")
