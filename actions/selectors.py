@@ -85,6 +85,8 @@ def get_action_for(user: Any, action_id: Any, *, details: bool = False) -> Actio
         pk = int(action_id)
     except (TypeError, ValueError):
         raise Http404("No such action.") from None
+    if not 0 < pk < 2**63:  # beyond any id, and beyond what SQLite can even compare
+        raise Http404("No such action.")
     actions = actions_visible_to(user).filter(pk=pk)
     action = (with_details(actions) if details else with_links(actions)).first()
     if action is None:

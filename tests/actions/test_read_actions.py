@@ -144,6 +144,8 @@ def test_another_integrators_action_is_not_found(client_for, cast, shop_actions)
 def test_an_unknown_or_malformed_id_is_not_found(client_for, cast):
     assert client_for(cast.audrey).get(f"{URL}999999/").status_code == 404
     assert client_for(cast.audrey).get(f"{URL}abc/").status_code == 404
+    assert client_for(cast.audrey).get(f"{URL}{2**64}/").status_code == 404
+    assert client_for(cast.audrey).get(f"{URL}{2**64}/reversal-preview/").status_code == 404
 
 
 def test_a_user_without_a_role_may_not_read_actions_and_the_refusal_is_audited(client_for, cast, shop_actions):
