@@ -53,3 +53,11 @@ def audit_events(
     if after_seq is not None:
         events = events.filter(seq__gt=after_seq)
     return events.order_by("seq")
+
+
+def latest_audit_events(
+    *, action_id: int | None = None, rollback_id: int | None = None, limit: int
+) -> list[AuditEvent]:
+    """The newest `limit` events of an action's or a rollback's trail (as `audit_events` narrows it), oldest
+    first; for a reader the caller has already let see that action or rollback (a page shows this much of it)."""
+    return list(reversed(audit_events(action_id=action_id, rollback_id=rollback_id).order_by("-seq")[:limit]))

@@ -5,8 +5,7 @@ from typing import Any
 
 from django import forms
 
-from policies.models import PolicyVersion
-from policies.selectors import current_policy
+from policies.selectors import current_policy, policy_versions
 from rollback_console.errors import Invalid
 
 
@@ -64,7 +63,7 @@ class SelectorForm(RollbackRequestForm):
     """A bulk request: the contract's action filters instead of a list of actions."""
 
     action_type = forms.ChoiceField(required=False)
-    policy_version = forms.ModelChoiceField(queryset=PolicyVersion.objects.none(), required=False)
+    policy_version = forms.ModelChoiceField(queryset=policy_versions(), required=False, empty_label="any")
     approved_by = forms.CharField(required=False, max_length=150, help_text="The approver's username.")
     subject = forms.CharField(required=False, max_length=255)
     executed_after = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
@@ -78,10 +77,6 @@ class SelectorForm(RollbackRequestForm):
         action_type = self.fields["action_type"]
         assert isinstance(action_type, forms.ChoiceField)
         action_type.choices = [("", "any")] + [(name, name) for name in manifest.action_types]
-        policy_version = self.fields["policy_version"]
-        assert isinstance(policy_version, forms.ModelChoiceField)
-        policy_version.queryset = PolicyVersion.objects.order_by("-id")
-        policy_version.empty_label = "any"
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

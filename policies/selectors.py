@@ -1,3 +1,5 @@
+from django.db.models import QuerySet
+
 from policies.manifest import Manifest, build_manifest
 from policies.models import PolicyActivation, PolicyVersion
 
@@ -33,3 +35,8 @@ def current_policy() -> tuple[int, Manifest]:
 def policy_of(version_id: int) -> Manifest:
     """The manifest of a version something already points at (an action's, a rollback's)."""
     return _manifest_of(version_id)
+
+
+def policy_versions() -> QuerySet[PolicyVersion]:
+    """Every loaded policy version, newest first; for anyone who may file a rollback (versions are not secret)."""
+    return PolicyVersion.objects.order_by("-id")

@@ -11,7 +11,16 @@ from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
 from policies.roles import AUDITOR
-from rollbacks.models import Communication, Rollback, RollbackState, SignOff, SignoffDecision, Step, Trigger
+from rollbacks.models import (
+    Communication,
+    RemediationTask,
+    Rollback,
+    RollbackState,
+    SignOff,
+    SignoffDecision,
+    Step,
+    Trigger,
+)
 from rollbacks.roles import user_roles
 
 VIEW_ROLLBACK = "rollbacks.view_rollback"
@@ -90,3 +99,48 @@ def queue_for(user: Any) -> QuerySet[Rollback]:
         if any(item["role"] in roles and given.get((pk, item["role"]), 0) < item["count"] for item in requirements)
     ]
     return Rollback.objects.filter(pk__in=waiting).order_by("-created_at", "-id")
+
+
+def steps_of(rollback: Rollback) -> list[Step]:
+    """The rollback's steps with their actions and approvers, by depth; for a reader get_rollback_for let in."""
+    return list(
+        Step.objects.filter(rollback=rollback)
+        .select_related("action", "action__approved_by", "action__integrator")
+        .order_by("depth", "id")
+    )
+
+
+def step_outcomes(rollback: Rollback) -> list[str]:
+    """Each of the rollback's steps' outcome and nothing else; for a reader get_rollback_for let in."""
+    return list(Step.objects.filter(rollback=rollback).values_list("outcome", flat=True))
+
+
+def signoffs_of(rollback: Rollback) -> list[SignOff]:
+    """The rollback's sign-offs with their signers, oldest first; for a reader get_rollback_for let in."""
+    return list(rollback.signoffs.select_related("signer").order_by("at", "id"))
+
+
+def communications_of(rollback: Rollback) -> list[Communication]:
+    """The rollback's communications with their steps' actions, by id; for a reader get_rollback_for let in."""
+    return list(rollback.communications.select_related("step__action").order_by("id"))
+
+
+def remediation_of(rollback: Rollback) -> list[RemediationTask]:
+    """The remediation tasks the rollback's steps opened, by id; for a reader get_rollback_for let in."""
+    return list(
+        RemediationTask.objects.filter(step__rollback=rollback).select_related("step__action", "done_by").order_by("id")
+    )
+
+
+def remediation_tasks_for(user: Any, *, done: bool = False) -> QuerySet[RemediationTask]:
+    """Open tasks oldest first (or done ones, last done first) with their steps' actions and rollbacks.
+
+    Every signed-in user gets every task, not only those of rollbacks they may see: the console lets onto the
+    remediation page whoever signs some rollback under the current policy, and auditors, and complete_remediation
+    decides who may close each task. An anonymous user gets none."""
+    if not getattr(user, "is_authenticated", False):
+        return RemediationTask.objects.none()
+    tasks = RemediationTask.objects.select_related("step__action", "step__rollback", "done_by")
+    if done:
+        return tasks.filter(done_at__isnull=False).order_by("-done_at", "-id")
+    return tasks.filter(done_at__isnull=True).order_by("created_at", "id")

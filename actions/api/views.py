@@ -3,7 +3,6 @@
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, prefetch_related_objects
 from django.db.models.query import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -31,7 +30,7 @@ from actions.api.serializers import (
     ReversalPreviewSerializer,
     represent_action,
 )
-from actions.models import Action, ActionLink
+from actions.models import Action
 from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Conflict, Invalid
 
@@ -39,12 +38,6 @@ _ERROR = OpenApiResponse(ErrorSerializer)
 _FIELD_ERRORS = OpenApiResponse(OpenApiTypes.OBJECT, description="Field errors: {field: [messages]}.")
 _READ_ERRORS = {401: _ERROR, 403: _ERROR, 404: _ERROR}
 _WRITE_ERRORS = {400: _FIELD_ERRORS, 401: _ERROR, 403: _ERROR, 409: _ERROR, 413: _ERROR}
-_LINKS_PREFETCH = Prefetch(
-    "upstream_links",
-    queryset=ActionLink.objects.select_related("upstream")
-    .only("id", "upstream_id", "downstream_id", "upstream__external_id")
-    .order_by("id"),
-)
 
 
 class ActionPagination(LimitOffsetPagination):
@@ -160,7 +153,7 @@ class ActionViewSet(viewsets.GenericViewSet):
             return Response(
                 represent_action(action, caused_by=_sent_causes(request.data)), status=status.HTTP_201_CREATED
             )
-        prefetch_related_objects([action], _LINKS_PREFETCH)
+        selectors.load_caused_by([action])
         return Response(represent_action(action))
 
     @extend_schema(
@@ -178,7 +171,7 @@ class ActionViewSet(viewsets.GenericViewSet):
         if isinstance(items, list) and len(items) > settings.BATCH_MAX_ACTIONS:
             raise Invalid({"actions": [f"Send at most {settings.BATCH_MAX_ACTIONS:,} actions at once."]})
         results = services.record_actions(request.user, items)
-        prefetch_related_objects([action for action, created in results if not created], _LINKS_PREFETCH)
+        selectors.load_caused_by([action for action, created in results if not created])
         created = sum(1 for _, was_created in results if was_created)
         body = {
             "actions": [

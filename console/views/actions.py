@@ -10,10 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from actions.models import ActionLink, ActionState
-from actions.selectors import actions_visible_to, get_action_for, preview_reversal, rollbacks_of
-from audit.models import AuditEvent
-from audit.selectors import audit_events
+from actions.models import ActionState
+from actions.selectors import actions_visible_to, get_action_for, links_of, preview_reversal, rollbacks_of
+from audit.selectors import latest_audit_events
 from console.access import console_page, may_file, requestable_triggers
 from console.forms import RollbackRequestForm, SelectorForm
 from rollback_console.errors import DomainError, Invalid
@@ -41,27 +40,20 @@ def action_search(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _action_trail(action_id: int) -> list[AuditEvent]:
-    """The action's events and those of every rollback that covered it, as the API lists them: the newest part,
-    oldest first."""
-    return list(reversed(audit_events(action_id=action_id).order_by("-seq")[:AUDIT_ROWS]))
-
-
 def _action_context(request: HttpRequest, action_id: int, form: RollbackRequestForm | None, plan: Any = None) -> dict:
     user = request.user
     action = get_action_for(user, action_id, details=True)
     triggers = requestable_triggers(user)
     if form is None and triggers:
         form = RollbackRequestForm(triggers=triggers, initial={"trigger": triggers[0]})
-    upstream = list(ActionLink.objects.filter(downstream=action).select_related("upstream").order_by("id"))
-    downstream = list(ActionLink.objects.filter(upstream=action).select_related("downstream").order_by("id"))
+    upstream, downstream = links_of(action)
     return {
         "action": action,
         "preview": preview_reversal(user, action),
         "rollbacks": rollbacks_of(action),
-        "upstream": [link.upstream for link in upstream],
-        "downstream": [link.downstream for link in downstream],
-        "events": _action_trail(action.pk),
+        "upstream": upstream,
+        "downstream": downstream,
+        "events": latest_audit_events(action_id=action.pk, limit=AUDIT_ROWS),
         "form": form,
         "plan": plan,
     }

@@ -9,8 +9,8 @@ from django.views.decorators.http import require_GET, require_POST
 from console.access import console_page, may_see_remediation
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import complete_remediation
-from rollbacks.models import RemediationTask
 from rollbacks.roles import holds_signing_role
+from rollbacks.selectors import remediation_tasks_for
 
 PAGE_SIZE = 25
 REASON = "Remediation is for people who sign off rollbacks, and for auditors to read."
@@ -19,13 +19,8 @@ REASON = "Remediation is for people who sign off rollbacks, and for auditors to 
 @require_GET
 @console_page(may_see_remediation, reason=REASON)
 def remediation_list(request: HttpRequest) -> HttpResponse:
-    show = request.GET.get("show", "open")
-    tasks = RemediationTask.objects.select_related("step__action", "step__rollback", "done_by")
-    if show == "done":
-        tasks = tasks.filter(done_at__isnull=False).order_by("-done_at", "-id")
-    else:
-        show = "open"
-        tasks = tasks.filter(done_at__isnull=True).order_by("created_at", "id")
+    show = "done" if request.GET.get("show") == "done" else "open"
+    tasks = remediation_tasks_for(request.user, done=show == "done")
     page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
     # The same rule the service applies: a holder of one of the rollback's sign-off roles, not its requester.
     completable = {task.pk for task in page.object_list if holds_signing_role(request.user, task.step.rollback)}

@@ -10,8 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from audit.models import AuditEvent
-from audit.selectors import audit_events
+from audit.selectors import latest_audit_events
 from console.access import console_page
 from console.drawing import GraphNode, cascade_svg
 from rollback_console.errors import DomainError, Invalid
@@ -19,7 +18,6 @@ from rollbacks.execution import confirm_cascade, resolve_step, retry_step
 from rollbacks.models import (
     FINISHED_OUTCOMES,
     NEEDS_PERSON_OUTCOMES,
-    RemediationTask,
     Rollback,
     RollbackState,
     SignoffDecision,
@@ -28,7 +26,14 @@ from rollbacks.models import (
     Trigger,
 )
 from rollbacks.roles import holds_signing_role, user_roles
-from rollbacks.selectors import get_rollback_for
+from rollbacks.selectors import (
+    communications_of,
+    get_rollback_for,
+    remediation_of,
+    signoffs_of,
+    step_outcomes,
+    steps_of,
+)
 from rollbacks.services import cancel_rollback, sign_off
 
 # The trail on the page is the newest part; the whole of it is in the API and the export.
@@ -128,26 +133,15 @@ def _progress(steps: list[Step]) -> Progress:
     )
 
 
-def _audit_trail(rollback: Rollback) -> list[AuditEvent]:
-    """The rollback's events and its actions' own records, as the API lists them: the newest part, oldest first."""
-    return list(reversed(audit_events(rollback_id=rollback.pk).order_by("-seq")[:AUDIT_ROWS]))
-
-
 @require_GET
 @console_page()
 def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
     user = request.user
     rollback = get_rollback_for(user, rollback_id)
-    steps = list(
-        Step.objects.filter(rollback=rollback)
-        .select_related("action", "action__approved_by", "action__integrator")
-        .order_by("depth", "id")
-    )
-    signoffs = list(rollback.signoffs.select_related("signer").order_by("at", "id"))
-    communications = list(rollback.communications.select_related("step__action").order_by("id"))
-    remediation = list(
-        RemediationTask.objects.filter(step__rollback=rollback).select_related("step__action", "done_by").order_by("id")
-    )
+    steps = steps_of(rollback)
+    signoffs = signoffs_of(rollback)
+    communications = communications_of(rollback)
+    remediation = remediation_of(rollback)
     targets = [step for step in steps if step.depth == 0 and not step.is_loop]
     requirements = _requirements(rollback, signoffs)
     refusal = why_not_sign(user, rollback, requirements, signoffs, targets)
@@ -177,7 +171,7 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
             "graph": _graph(rollback, steps),
             "communications": communications,
             "remediation": remediation,
-            "events": _audit_trail(rollback),
+            "events": latest_audit_events(rollback_id=rollback.pk, limit=AUDIT_ROWS),
             "prerequisites": prerequisites,
             "side_effects": side_effects,
             "window_closes": min(windows) if windows else None,
@@ -191,7 +185,7 @@ def rollback_progress(request: HttpRequest, rollback_id: int) -> HttpResponse:
     """The progress bar alone, polled while the rollback runs. When the state has moved on from the one the page
     was drawn in, ask htmx to reload the page so outcomes and buttons are current."""
     rollback = get_rollback_for(request.user, rollback_id)
-    outcomes = list(Step.objects.filter(rollback=rollback).values_list("outcome", flat=True))
+    outcomes = step_outcomes(rollback)
     response = render(
         request,
         "console/_progress.html",
