@@ -5,7 +5,7 @@
 
 It (re)creates its own database, migrates it, seeds the people and the demo policy, and then, for speed and in
 this bench only, bulk-creates the rows a real request would have made (one recorded refund per request, the
-pending reviewer_error rollback, its step, and the guardian permission that lets verifiers see it) instead of
+pending reviewer_error rollback, its required sign-off row, its step, and the guardian permissions) instead of
 calling request_rollback 100,000 times. It then asks for /console/ as a verifier through Django's test client
 (the whole server side: middleware, selectors, template) and prints the time of each page it measured (first
 page newest first, first page with the window closing first, a later page) with its query count, and the median.
@@ -44,7 +44,7 @@ def seed_pending(count: int) -> None:
 
     from actions.models import Action, ActionState
     from policies.selectors import current_policy
-    from rollbacks.models import Rollback, Step
+    from rollbacks.models import RequiredSignoff, Rollback, Step
 
     version_id, _ = current_policy()
     shop, alice, bob = (User.objects.get(username=name) for name in ("shop", "alice", "bob"))
@@ -89,6 +89,7 @@ def seed_pending(count: int) -> None:
             )
             for i, a in enumerate(actions)
         )
+        RequiredSignoff.objects.bulk_create(RequiredSignoff(rollback=r, role="verifier", count=1) for r in rollbacks)
         Step.objects.bulk_create(Step(rollback=r, action=a, depth=0) for r, a in zip(rollbacks, actions, strict=True))
         GroupObjectPermission.objects.bulk_create(
             GroupObjectPermission(group=verifier, permission=view, content_type=rollback_type, object_pk=str(r.pk))

@@ -78,10 +78,30 @@ class Rollback(models.Model):
         indexes = [
             models.Index(fields=["state", "trigger", "created_at"], name="rollback_queue"),
             models.Index(fields=["requested_by", "created_at"], name="rollback_requester"),
+            # A queue page walks the pending requests newest first and stops after its rows.
+            models.Index(fields=["state", "created_at", "id"], name="rollback_state_newest"),
         ]
 
     def __str__(self) -> str:
         return f"Rollback #{self.pk} ({self.trigger}, {self.state})"
+
+
+class RequiredSignoff(models.Model):
+    """One role a rollback needs sign-offs from, and how many: the rows of its `required_signoffs`, written with
+    it by request_rollback from the same list and never changed. A table rather than only the JSON so that the
+    queue ("which pending requests still miss a role this person holds?") is answered by the database."""
+
+    # No index of its own on rollback: the unique (rollback, role) constraint's index serves those lookups.
+    rollback = models.ForeignKey(Rollback, on_delete=models.CASCADE, related_name="requirements", db_index=False)
+    role = models.CharField(max_length=32)
+    count = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rollback", "role"], name="required_signoff_once_per_role")]
+        indexes = [models.Index(fields=["role", "rollback"], name="required_signoff_role")]
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.role} for rollback {self.rollback_id}"
 
 
 class StepOutcome(models.TextChoices):

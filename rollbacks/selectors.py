@@ -6,7 +6,7 @@ the groups of the roles that sign it. Auditors (and anyone holding the model-lev
 
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, Func, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
@@ -14,6 +14,7 @@ from policies.roles import AUDITOR
 from rollbacks.models import (
     Communication,
     RemediationTask,
+    RequiredSignoff,
     Rollback,
     RollbackState,
     SignOff,
@@ -71,34 +72,43 @@ def get_rollback_for(user: Any, rollback_id: Any) -> Rollback:
 
 
 def queue_for(user: Any) -> QuerySet[Rollback]:
-    """The requests waiting for the user's sign-off: pending authorization, needing a role the user holds that
-    is still missing, not requested or already signed by them, and (for reviewer_error) not reversing an action
-    they approved. Newest first. The role arithmetic runs over the pending requests only."""
+    """The requests waiting for the user's sign-off, newest first, in one query: pending authorization, with a
+    required role the user holds whose count still exceeds the approvals given in it, not requested or already
+    signed by them, and (for reviewer_error) not reversing an action they approved.
+
+    It needs no object-permission filter: when a rollback is requested, the groups of its signing roles (exactly
+    its RequiredSignoff roles) get the view permission on it, so whoever holds a role it still misses sees it.
+    Nor does it read any list of ids: the number of parameters stays the same however many requests wait."""
     roles = user_roles(user)
     if not roles:
         return Rollback.objects.none()
+    # A plain COUNT (no GROUP BY, so 0 rather than no row): PostgreSQL then plans the whole queue as hash
+    # joins, where a grouped count made it probe rollback by rollback.
+    approvals_in_role = (
+        SignOff.objects.filter(rollback=OuterRef("rollback"), role=OuterRef("role"), decision=SignoffDecision.APPROVE)
+        .order_by()
+        .annotate(n=Func(Value(1), function="COUNT", output_field=IntegerField()))
+        .values("n")
+    )
+    missing_role_held = RequiredSignoff.objects.filter(
+        rollback=OuterRef("pk"), role__in=sorted(roles), count__gt=Subquery(approvals_in_role)
+    )
+    # The trigger inside the subquery, not beside it: a plain NOT EXISTS that PostgreSQL runs as an anti join.
     approved_by_user = Step.objects.filter(
-        rollback=OuterRef("pk"), depth=0, is_loop=False, action__approved_by_id=user.pk
+        rollback=OuterRef("pk"),
+        rollback__trigger=Trigger.REVIEWER_ERROR,
+        depth=0,
+        is_loop=False,
+        action__approved_by_id=user.pk,
     )
-    candidates = (
-        rollbacks_visible_to(user)
-        .filter(state=RollbackState.PENDING_AUTHORIZATION)
+    signed_by_user = SignOff.objects.filter(rollback=OuterRef("pk"), signer_id=user.pk)
+    return (
+        Rollback.objects.filter(Exists(missing_role_held), state=RollbackState.PENDING_AUTHORIZATION)
         .exclude(requested_by_id=user.pk)
-        .exclude(signoffs__signer_id=user.pk)
-        .exclude(Exists(approved_by_user), trigger=Trigger.REVIEWER_ERROR)
+        .exclude(Exists(signed_by_user))
+        .exclude(Exists(approved_by_user))
+        .order_by("-created_at", "-id")
     )
-    required = dict(candidates.values_list("pk", "required_signoffs"))
-    given: dict[tuple[int, str], int] = {}
-    for rollback_id, role in SignOff.objects.filter(
-        rollback_id__in=list(required), decision=SignoffDecision.APPROVE
-    ).values_list("rollback_id", "role"):
-        given[(rollback_id, role)] = given.get((rollback_id, role), 0) + 1
-    waiting = [
-        pk
-        for pk, requirements in required.items()
-        if any(item["role"] in roles and given.get((pk, item["role"]), 0) < item["count"] for item in requirements)
-    ]
-    return Rollback.objects.filter(pk__in=waiting).order_by("-created_at", "-id")
 
 
 def steps_of(rollback: Rollback) -> list[Step]:

@@ -26,6 +26,7 @@ from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Conflict, DomainError, Forbidden, Invalid
 from rollbacks.models import (
     LIVE_STATES,
+    RequiredSignoff,
     Rollback,
     RollbackState,
     SignOff,
@@ -135,18 +136,7 @@ def request_rollback(
             reference=reference,
         )
         actor = actor_name(requester)
-        rollback = Rollback.objects.create(
-            trigger=plan.trigger,
-            reason=plan.reason,
-            reference=plan.reference,
-            requested_by=requester,
-            policy_version_id=plan.policy_version_id,
-            max_cascade_depth=plan.max_cascade_depth,
-            confirmed_depth=plan.max_cascade_depth,
-            selector=plan.selector,
-            plan=plan.counts,
-            required_signoffs=plan.required_signoffs,
-        )
+        rollback = _create_rollback(plan, requester)
         _freeze_steps(rollback, plan.walk)
         change_action_states(
             {pk: ActionState.ROLLBACK_PENDING for pk in plan.claimable}, actor=actor, rollback_id=rollback.pk
@@ -404,6 +394,27 @@ def _merge_signoffs(required: list[dict[str, Any]], extras: list[dict[str, Any]]
         else:
             merged[extra["role"]] = dict(extra)
     return list(merged.values())
+
+
+def _create_rollback(plan: Plan, requester: Any) -> Rollback:
+    """The rollback row and its RequiredSignoff rows, both from the plan's one list of required sign-offs: the
+    JSON is what the API and the sign-off rules read, the rows are what the queue asks the database about."""
+    rollback = Rollback.objects.create(
+        trigger=plan.trigger,
+        reason=plan.reason,
+        reference=plan.reference,
+        requested_by=requester,
+        policy_version_id=plan.policy_version_id,
+        max_cascade_depth=plan.max_cascade_depth,
+        confirmed_depth=plan.max_cascade_depth,
+        selector=plan.selector,
+        plan=plan.counts,
+        required_signoffs=plan.required_signoffs,
+    )
+    RequiredSignoff.objects.bulk_create(
+        RequiredSignoff(rollback=rollback, role=item["role"], count=item["count"]) for item in plan.required_signoffs
+    )
+    return rollback
 
 
 def _freeze_steps(rollback: Rollback, walk: CascadeWalk) -> None:
