@@ -86,6 +86,7 @@ def seed_pending(count: int) -> None:
                 confirmed_depth=1,
                 plan={"actions": 1, "cascade": 0, "irreversible": 0, "window_expired": 0, "action_ids": [a.pk]},
                 required_signoffs=[{"role": "verifier", "count": 1}],
+                window_closes_at=a.window_ends_at,
             )
             for i, a in enumerate(actions)
         )

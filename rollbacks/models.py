@@ -67,6 +67,9 @@ class Rollback(models.Model):
     selector = models.JSONField(null=True, blank=True)
     plan = models.JSONField(default=dict, help_text="Frozen counts: actions, cascade, irreversible, window_expired.")
     required_signoffs = models.JSONField(default=list, help_text="[{role, count}], the expired-window extra merged in.")
+    window_closes_at = models.DateTimeField(
+        null=True, blank=True, help_text="The earliest reversal window of its targets, frozen with them (null: none)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     authorized_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -80,6 +83,8 @@ class Rollback(models.Model):
             models.Index(fields=["requested_by", "created_at"], name="rollback_requester"),
             # A queue page walks the pending requests newest first and stops after its rows.
             models.Index(fields=["state", "created_at", "id"], name="rollback_state_newest"),
+            # ... or the window closing first (nulls last), newest first among equals.
+            models.Index(fields=["state", "window_closes_at", "-created_at", "-id"], name="rollback_state_closing"),
         ]
 
     def __str__(self) -> str:

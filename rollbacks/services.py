@@ -8,6 +8,7 @@ Every refusal is audited in a transaction of its own that commits before the ref
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -58,6 +59,7 @@ class Plan:
     selector: dict[str, Any] | None
     required_signoffs: list[dict[str, Any]]  # [{"role", "count"}], an expired window's extras merged in
     counts: dict[str, Any]  # {"actions", "cascade", "irreversible", "window_expired", "action_ids"}
+    window_closes_at: datetime | None  # the earliest reversal window among the targets
     walk: CascadeWalk
     claimable: list[int]  # planned actions whose state is executed or rollback_pending
 
@@ -301,9 +303,13 @@ def _plan(
     now = timezone.now()
     irreversible = window_expired = 0
     claimable: list[int] = []
+    targets = set(target_ids)
+    target_windows: list[datetime] = []
     for pk, state, reversibility, window_ends_at in _facts(list(walk.nodes)):
         irreversible += reversibility == "irreversible"
         window_expired += window_ends_at is not None and window_ends_at < now
+        if window_ends_at is not None and pk in targets:
+            target_windows.append(window_ends_at)
         if state in (ActionState.EXECUTED, ActionState.ROLLBACK_PENDING):
             claimable.append(pk)
     required = [{"role": s.role, "count": s.count} for s in policy.signoffs]
@@ -326,6 +332,7 @@ def _plan(
             "window_expired": window_expired,
             "action_ids": target_ids,
         },
+        window_closes_at=min(target_windows, default=None),
         walk=walk,
         claimable=claimable,
     )
@@ -410,6 +417,7 @@ def _create_rollback(plan: Plan, requester: Any) -> Rollback:
         selector=plan.selector,
         plan=plan.counts,
         required_signoffs=plan.required_signoffs,
+        window_closes_at=plan.window_closes_at,
     )
     RequiredSignoff.objects.bulk_create(
         RequiredSignoff(rollback=rollback, role=item["role"], count=item["count"]) for item in plan.required_signoffs

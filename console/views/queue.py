@@ -4,7 +4,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from django.core.paginator import Paginator
-from django.db.models import Count, DateTimeField, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from console.access import console_page
-from rollbacks.models import Rollback, RollbackState, SignOff, SignoffDecision, Step, Trigger
+from rollbacks.models import Rollback, RollbackState, SignOff, SignoffDecision, Trigger
 from rollbacks.selectors import queue_for, rollbacks_visible_to
 
 PAGE_SIZE = 25
@@ -48,24 +48,18 @@ class CountedRows:
 
 
 def _with_queue_facts(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
-    """What a row shows besides the rollback itself, computed in the same query: the earliest reversal window of
-    its targets and the approvals given so far."""
-    earliest_window = (
-        Step.objects.filter(rollback=OuterRef("pk"), depth=0, is_loop=False)
-        .values("rollback")
-        .annotate(first=Min("action__window_ends_at"))
-        .values("first")
-    )
+    """What a row shows besides the rollback itself, in the same query: the earliest reversal window of its
+    targets (frozen on the rollback when requested, so sorting by it uses an index) and the approvals so far."""
     approvals = (
         SignOff.objects.filter(rollback=OuterRef("pk"), decision=SignoffDecision.APPROVE)
         .values("rollback")
         .annotate(n=Count("id"))
         .values("n")
     )
-    # Correlated subqueries rather than joins: with newest-first ordering the database computes them for the
-    # page's rows only, so the page costs the same with a hundred or a hundred thousand waiting.
+    # A correlated subquery rather than a join: the database computes it for the page's rows only, so the page
+    # costs the same with a hundred or a hundred thousand waiting.
     return rollbacks.select_related("requested_by").annotate(
-        window_closes=Subquery(earliest_window, output_field=DateTimeField()),
+        window_closes=F("window_closes_at"),
         approvals=Coalesce(Subquery(approvals, output_field=IntegerField()), 0),
     )
 

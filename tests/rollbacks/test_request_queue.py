@@ -1,6 +1,8 @@
+import importlib
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -130,3 +132,35 @@ def test_the_queue_reads_no_list_of_ids_however_many_requests_wait(cast):
         page = list(queue[:25])
     assert len(page) == 25 and page[0] == newest
     assert all(len(query["sql"]) < 5_000 for query in counted.captured_queries)
+
+
+def test_a_request_freezes_the_earliest_window_of_its_targets_not_of_its_cascade(cast):
+    closing = record(cast.shop, executed_at=timezone.now() - timedelta(days=20))
+    fresh = record(cast.shop)
+    record(
+        cast.shop,
+        "loyalty.points_grant",
+        caused_by=(fresh.external_id,),
+        executed_at=timezone.now() - timedelta(days=29),
+    )
+
+    both = request_rollback(requester=cast.shop, trigger="customer_request", reason="x", actions=[fresh.pk, closing.pk])
+    alone = request_rollback(requester=cast.carl, trigger="customer_request", reason="x", actions=[fresh.pk])
+
+    assert alone.plan["cascade"] == 1
+    assert both.window_closes_at == closing.window_ends_at
+    assert alone.window_closes_at == fresh.window_ends_at  # the grant it cascades to closes sooner, but is no target
+
+
+def test_the_migration_freezes_the_earliest_window_of_rollbacks_filed_before_the_column(cast):
+    closing, fresh = record(cast.shop, executed_at=timezone.now() - timedelta(days=20)), record(cast.shop)
+    rollback = request_rollback(
+        requester=cast.shop, trigger="customer_request", reason="x", actions=[fresh.pk, closing.pk]
+    )
+    Rollback.objects.update(window_closes_at=None)
+
+    migration = importlib.import_module("rollbacks.migrations.0007_rollback_window_closes_at")
+    migration.fill_window_closes_at(apps, None)
+
+    rollback.refresh_from_db()
+    assert rollback.window_closes_at == closing.window_ends_at
