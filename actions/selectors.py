@@ -19,22 +19,11 @@ from django_filters.fields import IsoDateTimeField
 from actions.cascade import LoopArrival, walk_cascade
 from actions.models import Action, ActionLink, ActionState
 from policies.manifest import ActionTypePolicy, Manifest, SignoffRequirement
-from policies.roles import INTEGRATOR, ROLES
+from policies.roles import INTEGRATOR, ROLES, user_roles
 from policies.selectors import current_policy
 from rollback_console.errors import Invalid
 
 READ_ALL_ROLES = frozenset(ROLES) - {INTEGRATOR}
-
-
-def user_roles(user: Any) -> frozenset[str]:
-    """The user's role names (Django groups), read once per user object (the same cache rollbacks.roles uses)."""
-    if not getattr(user, "is_authenticated", False):
-        return frozenset()
-    cached = getattr(user, "_rollback_roles", None)
-    if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))
-        user._rollback_roles = cached
-    return cached
 
 
 def is_integrator(user: Any) -> bool:

@@ -10,9 +10,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from audit.services import actor_name, record_standalone_event
-from policies.roles import AUDITOR, INTEGRATOR
+from policies.roles import AUDITOR, INTEGRATOR, user_roles
 from policies.selectors import NoPolicyLoaded, current_policy
-from rollbacks.roles import user_roles
 
 View = Callable[..., HttpResponse]
 

@@ -5,8 +5,8 @@ from typing import Any
 from django.http import HttpRequest
 
 from console.access import console_roles, may_file, may_see_remediation
+from policies.roles import user_roles
 from rollbacks.metrics import may_read_metrics
-from rollbacks.roles import user_roles
 
 
 def console_header(request: HttpRequest) -> dict[str, Any]:

@@ -64,7 +64,7 @@ class AuditedTokenAuthentication(TokenAuthentication):
             if compare_digest(digest, record.digest):
                 if not record.user.is_active:
                     raise exceptions.AuthenticationFailed("User inactive or deleted.")
-                # The cache that actions.selectors.user_roles and rollbacks.roles.user_roles read.
+                # The cache policies.roles.user_roles reads.
                 record.user._rollback_roles = frozenset(roles)
                 return record.user, record
         raise exceptions.AuthenticationFailed("Invalid token.")

@@ -22,11 +22,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from actions.models import Action, ActionState
-from policies.roles import AUDITOR
+from policies.roles import AUDITOR, user_roles
 from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Invalid
 from rollbacks.models import Communication, CommunicationStatus, RemediationTask, Rollback, Step, StepOutcome
-from rollbacks.roles import user_roles
 
 DEFAULT_PERIOD = timedelta(days=30)
 TOP_REASONS = 5

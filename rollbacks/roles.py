@@ -2,18 +2,8 @@
 
 from typing import Any
 
+from policies.roles import user_roles
 from rollbacks.models import Rollback
-
-
-def user_roles(user: Any) -> frozenset[str]:
-    """The user's role names (Django groups), read once per user object."""
-    if not getattr(user, "is_authenticated", False):
-        return frozenset()
-    cached = getattr(user, "_rollback_roles", None)
-    if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))
-        user._rollback_roles = cached
-    return cached
 
 
 def signing_roles(rollback: Rollback) -> frozenset[str]:

@@ -10,7 +10,7 @@ from django.db.models import Exists, Func, IntegerField, OuterRef, Prefetch, Que
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
-from policies.roles import AUDITOR
+from policies.roles import AUDITOR, user_roles
 from rollbacks.models import (
     Communication,
     RemediationTask,
@@ -22,7 +22,6 @@ from rollbacks.models import (
     Step,
     Trigger,
 )
-from rollbacks.roles import user_roles
 
 VIEW_ROLLBACK = "rollbacks.view_rollback"
 MAX_ID = 2**63 - 1

@@ -23,6 +23,7 @@ from actions.selectors import actions_visible_to, select_actions
 from actions.services import change_action_states
 from audit.services import EventSpec, actor_name, record_event, record_events
 from policies.manifest import Manifest, TriggerPolicy
+from policies.roles import user_roles
 from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Conflict, DomainError, Forbidden, Invalid
 from rollbacks.models import (
@@ -35,7 +36,7 @@ from rollbacks.models import (
     Step,
     Trigger,
 )
-from rollbacks.roles import signing_roles, user_roles
+from rollbacks.roles import signing_roles
 from rollbacks.transitions import lock_rollback, move_rollback
 
 VIEW_ROLLBACK = "rollbacks.view_rollback"

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from audit.selectors import latest_audit_events
 from console.access import console_page
 from console.drawing import GraphNode, cascade_svg
+from policies.roles import user_roles
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import confirm_cascade, resolve_step, retry_step
 from rollbacks.models import (
@@ -25,7 +26,7 @@ from rollbacks.models import (
     StepOutcome,
     Trigger,
 )
-from rollbacks.roles import holds_signing_role, user_roles
+from rollbacks.roles import holds_signing_role
 from rollbacks.selectors import (
     communications_of,
     get_rollback_for,
