@@ -4,16 +4,15 @@ from datetime import timedelta
 from typing import Any, cast
 
 from django.core.paginator import Paginator
-from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from console.access import console_page
-from rollbacks.models import Rollback, RollbackState, SignOff, SignoffDecision, Trigger
-from rollbacks.selectors import queue_for, rollbacks_visible_to
+from rollbacks.models import Rollback, RollbackState, Trigger
+from rollbacks.selectors import queue_for, rollbacks_visible_to, with_approval_counts
 
 PAGE_SIZE = 25
 # age choice -> (label, lookup on created_at, how long ago)
@@ -47,23 +46,6 @@ class CountedRows:
         return list(self.rows[index])
 
 
-def _with_queue_facts(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
-    """What a row shows besides the rollback itself, in the same query: the earliest reversal window of its
-    targets (frozen on the rollback when requested, so sorting by it uses an index) and the approvals so far."""
-    approvals = (
-        SignOff.objects.filter(rollback=OuterRef("pk"), decision=SignoffDecision.APPROVE)
-        .values("rollback")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    # A correlated subquery rather than a join: the database computes it for the page's rows only, so the page
-    # costs the same with a hundred or a hundred thousand waiting.
-    return rollbacks.select_related("requested_by").annotate(
-        window_closes=F("window_closes_at"),
-        approvals=Coalesce(Subquery(approvals, output_field=IntegerField()), 0),
-    )
-
-
 @require_GET
 @console_page()
 def queue(request: HttpRequest) -> HttpResponse:
@@ -84,9 +66,9 @@ def queue(request: HttpRequest) -> HttpResponse:
     per_trigger = waiting.order_by().values_list("trigger").annotate(n=Count("id"), kept=Count("id", filter=chosen))
     counts = {name: n for name, n, _ in per_trigger}
     kept = sum(row[2] for row in per_trigger)
-    rows = _with_queue_facts(waiting.filter(chosen))
+    rows = with_approval_counts(waiting.filter(chosen))
     if sort == "urgent":
-        rows = rows.order_by(F("window_closes").asc(nulls_last=True), "-created_at", "-id")
+        rows = rows.order_by(F("window_closes_at").asc(nulls_last=True), "-created_at", "-id")
     else:
         sort = "newest"
         rows = rows.order_by("-created_at", "-id")
