@@ -26,21 +26,24 @@ def _refused(status: int, detail: str) -> JsonResponse:
     return JsonResponse({"status": "failed", "detail": detail}, status=status)
 
 
-def _signed_body(request: HttpRequest) -> tuple[dict[str, Any] | None, JsonResponse | None]:
-    """The JSON object a correctly signed request carries, or the response refusing it."""
+def _signed_call(request: HttpRequest) -> tuple[dict[str, Any], str] | JsonResponse:
+    """The JSON object and Idempotency-Key of a correctly signed request, or the response refusing it."""
     secret = os.environ.get(SECRET_ENV, "")
     if not secret:
-        return None, _refused(503, f"the shop has no {SECRET_ENV} configured")
+        return _refused(503, f"the shop has no {SECRET_ENV} configured")
     header = request.headers.get("X-Rollback-Signature", "")
     if not verify_signature(secret, header, request.body):
-        return None, _refused(401, "missing, invalid or stale X-Rollback-Signature")
+        return _refused(401, "missing, invalid or stale X-Rollback-Signature")
     try:
         body = json.loads(request.body)
     except ValueError:
-        return None, _refused(400, "the body is not JSON")
+        return _refused(400, "the body is not JSON")
     if not isinstance(body, dict):
-        return None, _refused(400, "the body must be a JSON object")
-    return body, None
+        return _refused(400, "the body must be a JSON object")
+    key = _text(request.headers.get("Idempotency-Key"))
+    if key is None:
+        return _refused(400, "Idempotency-Key header is required")
+    return body, key[:255]
 
 
 def _text(value: Any) -> str | None:
@@ -50,13 +53,10 @@ def _text(value: Any) -> str | None:
 @csrf_exempt
 @require_POST
 def reversals(request: HttpRequest) -> JsonResponse:
-    body, refusal = _signed_body(request)
-    if refusal is not None:
-        return refusal
-    assert body is not None
-    key = _text(request.headers.get("Idempotency-Key"))
-    if key is None:
-        return _refused(400, "Idempotency-Key header is required")
+    call = _signed_call(request)
+    if isinstance(call, JsonResponse):
+        return call
+    body, key = call
     action = body.get("action")
     phase, operation = _text(body.get("phase")), _text(body.get("operation"))
     if not isinstance(action, dict) or phase is None or operation is None:
@@ -74,7 +74,7 @@ def reversals(request: HttpRequest) -> JsonResponse:
         payload=action["payload"] if isinstance(action.get("payload"), dict) else {},
     )
     try:
-        answer = answer_reversal(reversal, idempotency_key=key[:255], digest=body_digest(body))
+        answer = answer_reversal(reversal, idempotency_key=key, digest=body_digest(body))
     except KeyReused as exc:
         return _refused(409, str(exc))
     return JsonResponse(answer)
@@ -83,17 +83,14 @@ def reversals(request: HttpRequest) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def notifications(request: HttpRequest) -> JsonResponse:
-    body, refusal = _signed_body(request)
-    if refusal is not None:
-        return refusal
-    assert body is not None
-    key = _text(request.headers.get("Idempotency-Key"))
-    if key is None:
-        return _refused(400, "Idempotency-Key header is required")
+    call = _signed_call(request)
+    if isinstance(call, JsonResponse):
+        return call
+    body, key = call
     if body.get("event") != "rollback.notification" or not isinstance(body.get("action"), dict):
         return _refused(400, 'expected {"event": "rollback.notification", "action": {...}, ...}')
     try:
-        email, created = deliver_notification(body, idempotency_key=key[:255])
+        email, created = deliver_notification(body, idempotency_key=key)
     except Customer.DoesNotExist:
         return _refused(422, f"no customer {body['action'].get('subject')!r}")
     return JsonResponse({"status": "ok", "email": email.pk, "duplicate": not created})
