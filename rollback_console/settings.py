@@ -115,6 +115,11 @@ BATCH_BODY_MAX_BYTES = 16 * 1024 * 1024
 BATCH_MAX_ACTIONS = 1000
 
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": [
+        "rollback_console.parsers.ORJSONParser",  # depth- and size-limited: deep nesting is a 400, not a 500
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rollback_console.authentication.AuditedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

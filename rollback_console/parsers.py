@@ -1,0 +1,82 @@
+"""JSON in and out with orjson: several times faster than the standard library on batches of a thousand actions,
+and stricter where it matters here (no NaN or Infinity, no lone surrogates), so bad input ends as a 400 before it
+can reach the database. Every DRF view parses with ORJSONParser (DEFAULT_PARSER_CLASSES)."""
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.utils.functional import Promise
+from rest_framework import exceptions, status
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
+
+# Deeper documents are refused: the standard library's encoder (JSONField, the idempotency fingerprint) and any
+# recursive walk would hit Python's recursion limit near 1,000 levels, and no action payload needs 64.
+MAX_JSON_DEPTH = 64
+
+
+class BodyTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "body_too_large"
+
+
+def json_depth_exceeds(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects nest deeper than `limit`, walked without recursion."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def loads_json(raw: bytes | str) -> Any:
+    """Parse a request body; raises ParseError (400) on malformed or too deeply nested JSON."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise exceptions.ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.") from None
+        raise exceptions.ParseError(f"JSON parse error - {exc}") from None
+    if json_depth_exceeds(document):
+        raise exceptions.ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
+    return document
+
+
+class ORJSONParser(BaseParser):
+    media_type = "application/json"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        if stream is None:
+            return None
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read(limit + 1)
+        if len(raw) > limit:
+            raise BodyTooLarge(f"The body is larger than {limit:,} bytes.")
+        return loads_json(raw)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal | Promise):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class ORJSONRenderer(BaseRenderer):
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        if data is None:
+            return b""
+        return orjson.dumps(data, default=_default)
