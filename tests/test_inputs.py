@@ -65,3 +65,60 @@ def test_nesting_within_the_limit_is_accepted_by_the_parser(cast):
 
     assert response.status_code == 400
     assert "nested" not in str(response.json())
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"since": "2026-13-45T00:00"}, "since"),
+        ({"since": "2026-02-30"}, "since"),
+        ({"until": "9999-12-31"}, "until"),
+        ({"until": "9999-12-31T23:59:59-05:00"}, "until"),
+        ({"since": "0001-01-01T00:00:00+05:00"}, "since"),
+        ({"since": "0001-01-01"}, "since"),
+        ({"until": "2026-11-28T10:00:00+99:00"}, "until"),
+        ({"since": "2026-11-28T25:00"}, "since"),
+        ({"since": "yesterday"}, "since"),
+    ],
+)
+def test_a_metrics_period_out_of_range_or_malformed_is_a_400_naming_the_parameter(cast, params, field):
+    response = client_for(cast.audrey).get("/api/v1/metrics/", params)
+
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"executed_after": "2026-13-45T00:00"}, "executed_after"),
+        ({"executed_after": "0001-01-01T00:00:00+05:00"}, "executed_after"),
+        ({"executed_before": "9999-12-31T23:59:59-05:00"}, "executed_before"),
+        ({"policy_version": "99999999999999999999"}, "policy_version"),
+    ],
+)
+def test_an_action_filter_out_of_range_is_a_400_naming_the_parameter(cast, params, field):
+    response = client_for(cast.audrey).get("/api/v1/actions/", params)
+
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"action": "99999999999999999999"}, "action"), ({"after_seq": "-1"}, "after_seq"), ({"rollback": "x"}, "rollback")],
+)
+def test_an_audit_filter_out_of_range_is_a_400_naming_the_parameter(cast, params, field):
+    response = client_for(cast.audrey).get("/api/v1/audit/events/", params)
+
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+
+
+def test_a_rollback_selector_with_a_date_out_of_range_is_a_400_naming_the_filter(cast):
+    body = {"trigger": "incident", "reason": "x", "selector": {"executed_after": "0001-01-01T00:00:00+05:00"}}
+
+    response = client_for(cast.ines).post("/api/v1/rollbacks/", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert "executed_after" in str(response.json())
