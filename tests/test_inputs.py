@@ -106,7 +106,11 @@ def test_an_action_filter_out_of_range_is_a_400_naming_the_parameter(cast, param
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"action": "99999999999999999999"}, "action"), ({"after_seq": "-1"}, "after_seq"), ({"rollback": "x"}, "rollback")],
+    [
+        ({"action": "99999999999999999999"}, "action"),
+        ({"after_seq": "-1"}, "after_seq"),
+        ({"rollback": "x"}, "rollback"),
+    ],
 )
 def test_an_audit_filter_out_of_range_is_a_400_naming_the_parameter(cast, params, field):
     response = client_for(cast.audrey).get("/api/v1/audit/events/", params)
