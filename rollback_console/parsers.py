@@ -12,6 +12,8 @@ from rest_framework import exceptions, status
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
+from rollback_console.middleware import NUL, NUL_MESSAGE
+
 # Deeper documents are refused: the standard library's encoder (JSONField, the idempotency fingerprint) and any
 # recursive walk would hit Python's recursion limit near 1,000 levels, and no action payload needs 64.
 MAX_JSON_DEPTH = 64
@@ -39,8 +41,29 @@ def json_depth_exceeds(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+def _nul_pointer(document: Any) -> str | None:
+    """The JSON pointer (without its leading slash) of the first string or key holding a NUL, if any."""
+    pending: list[tuple[Any, str]] = [(document, "")]
+    while pending:
+        value, pointer = pending.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                return pointer or "non_field_errors"
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                if NUL in key:
+                    return pointer or "non_field_errors"
+                pending.append((child, f"{pointer}/{key}" if pointer else key))
+        elif isinstance(value, list):
+            pending.extend(
+                (child, f"{pointer}/{index}" if pointer else str(index)) for index, child in enumerate(value)
+            )
+    return None
+
+
 def loads_json(raw: bytes | str) -> Any:
-    """Parse a request body; raises ParseError (400) on malformed or too deeply nested JSON."""
+    """Parse a request body; raises ParseError (400) on malformed or too deeply nested JSON and ValidationError
+    (400, naming the field by its JSON pointer) on a NUL character, which PostgreSQL cannot store."""
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -49,6 +72,11 @@ def loads_json(raw: bytes | str) -> Any:
         raise exceptions.ParseError(f"JSON parse error - {exc}") from None
     if json_depth_exceeds(document):
         raise exceptions.ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
+    # orjson refuses a raw NUL, so one can only arrive escaped: a fast scan spares the walk on clean bodies.
+    if b"\\u0000" in raw if isinstance(raw, bytes) else "\\u0000" in raw:
+        pointer = _nul_pointer(document)
+        if pointer is not None:
+            raise exceptions.ValidationError({pointer: [NUL_MESSAGE]})
     return document
 
 

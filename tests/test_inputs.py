@@ -126,3 +126,81 @@ def test_a_rollback_selector_with_a_date_out_of_range_is_a_400_naming_the_filter
 
     assert response.status_code == 400, response.content
     assert "executed_after" in str(response.json())
+
+
+def test_a_nul_in_a_sign_off_comment_is_a_400_naming_the_comment(cast):
+    rollback = filed(cast)
+    raw = '{"decision": "approve", "comment": "fine\\u0000"}'
+
+    response = post_raw(client_for(cast.carl), f"/api/v1/rollbacks/{rollback.pk}/signoffs/", raw)
+
+    assert response.status_code == 400
+    assert response.json() == {"comment": ["Null characters are not allowed."]}
+
+
+def test_a_nul_deep_in_an_action_payload_is_a_400_naming_its_json_pointer(cast):
+    raw = (
+        '{"external_id": "nul", "action_type": "refund.issue", "subject": "customer:1", '
+        '"payload": {"amount": "1.00", "lines": [{"note": "x\\u0000"}]}, "executed_at": "2026-11-28T10:00:00Z", '
+        '"approved_by": "alice", "approved_at": "2026-11-28T09:00:00Z"}'
+    )
+
+    response = post_raw(client_for(cast.shop), "/api/v1/actions/", raw)
+
+    assert response.status_code == 400
+    assert response.json() == {"payload/lines/0/note": ["Null characters are not allowed."]}
+
+
+def test_an_escaped_backslash_before_u0000_is_no_nul_and_is_accepted_by_the_parser(cast):
+    rollback = filed(cast)
+    raw = '{"decision": "reject", "comment": "a literal \\\\u0000 is text"}'
+
+    response = post_raw(client_for(cast.vera), f"/api/v1/rollbacks/{rollback.pk}/signoffs/", raw)
+
+    assert "Null characters" not in str(response.json())
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/actions/?subject=a%00b", "subject"),
+        ("/api/v1/rollbacks/?state=%00", "state"),
+        ("/api/v1/audit/events/?kind=rollback%00", "kind"),
+        ("/api/v1/metrics/?since=2026-01-01%00", "since"),
+    ],
+)
+def test_a_nul_in_a_query_string_is_a_400_naming_the_parameter(cast, path, field):
+    response = client_for(cast.audrey).get(path)
+
+    assert response.status_code == 400
+    assert response.json() == {field: ["Null characters are not allowed."]}
+
+
+def test_a_nul_in_the_consoles_action_search_is_a_400_naming_the_field(client, cast):
+    client.force_login(cast.audrey)
+
+    response = client.get("/console/actions/", {"q": "refund\x00"})
+
+    assert response.status_code == 400
+    assert response.content.decode() == "q: Null characters are not allowed."
+
+
+def test_a_nul_in_a_console_sign_off_comment_is_a_400_and_nothing_is_signed(client, cast):
+    rollback = filed(cast)
+    client.force_login(cast.carl)
+
+    response = client.post(f"/console/rollbacks/{rollback.pk}/signoff/", {"decision": "approve", "comment": "ok\x00"})
+
+    assert response.status_code == 400
+    assert response.content.decode() == "comment: Null characters are not allowed."
+    assert not rollback.signoffs.exists()
+
+
+def test_a_nul_in_an_idempotency_key_header_is_a_400_naming_the_header(cast):
+    action = record(cast.shop)
+    body = {"trigger": "customer_request", "reason": "x", "actions": [action.pk]}
+
+    response = client_for(cast.carl).post("/api/v1/rollbacks/", body, format="json", HTTP_IDEMPOTENCY_KEY="k\x00")
+
+    assert response.status_code == 400
+    assert response.json() == {"Idempotency-Key": ["Null characters are not allowed."]}
