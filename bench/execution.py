@@ -232,6 +232,7 @@ def main() -> None:
             "PYTHONPATH": str(ROOT),
             "DJANGO_SETTINGS_MODULE": "rollback_console.settings",
             "LOG_LEVEL": "WARNING",
+            "PYTHON_REVERSAL_MODULES": "bench.execution_support",  # the in-process handler's module
         }
     )
     prepare_database(args.database)

@@ -194,6 +194,8 @@ NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5)
 IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+# Module prefixes a manifest's `python` reversal handlers may lie under (the contract's "Safer configuration").
+PYTHON_REVERSAL_MODULES = env_list("PYTHON_REVERSAL_MODULES", ["demo_shop.handlers"])
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
