@@ -133,9 +133,13 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "rollback_console.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Every token expires (the contract's "Safer configuration"): issue_token and the admin refuse a longer life.
+TOKEN_MAX_AGE_DAYS = env_int("TOKEN_MAX_AGE_DAYS", 365)
+if TOKEN_MAX_AGE_DAYS < 1:
+    raise ImproperlyConfigured("TOKEN_MAX_AGE_DAYS must be at least 1: tokens must expire.")
 REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
-    "TOKEN_TTL": timedelta(days=90),
+    "TOKEN_TTL": timedelta(days=min(90, TOKEN_MAX_AGE_DAYS)),
     "AUTO_REFRESH": False,
 }
 SPECTACULAR_SETTINGS = {
