@@ -18,8 +18,12 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded database, broker and 
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "insecure-local-only-key" if DEBUG else "")
-if not DEBUG and SECRET_KEY.startswith("insecure"):
-    raise ImproperlyConfigured("Set SECRET_KEY (or DEBUG=1 for a local run).")
+# Sessions, CSRF tokens and password resets are signed with it: a short or guessable key forges them all.
+SECRET_KEY_MIN_LENGTH = 50
+if not DEBUG and (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or SECRET_KEY.startswith("insecure")):
+    raise ImproperlyConfigured(
+        f"Set SECRET_KEY to at least {SECRET_KEY_MIN_LENGTH} random characters (or DEBUG=1 for a local run)."
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
