@@ -21,7 +21,13 @@ def _field_with_nul(request: HttpRequest) -> str | None:
         if name.startswith("HTTP_") and isinstance(value, str) and NUL in value:
             return name[5:].replace("_", "-").title()
     sources = [request.GET]
-    if request.method in ("POST", "PUT", "PATCH") and request.content_type in _FORM_TYPES:
+    # The API's form bodies are left to DRF: reading request.POST here would consume the stream before DRF's
+    # parsers see it (a 415 for an unsupported type would turn into an empty body).
+    if (
+        request.method in ("POST", "PUT", "PATCH")
+        and request.content_type in _FORM_TYPES
+        and not request.path.startswith("/api/")
+    ):
         sources.append(request.POST)
     for source in sources:
         for name, values in source.lists():

@@ -41,29 +41,27 @@ def json_depth_exceeds(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def _nul_pointer(document: Any) -> str | None:
-    """The JSON pointer (without its leading slash) of the first string or key holding a NUL, if any."""
-    pending: list[tuple[Any, str]] = [(document, "")]
+def _nul_pointer(document: Any) -> list[str] | None:
+    """The path (keys and indexes) to the first string or key holding a NUL, if any."""
+    pending: list[tuple[Any, list[str]]] = [(document, [])]
     while pending:
-        value, pointer = pending.pop()
+        value, path = pending.pop()
         if isinstance(value, str):
             if NUL in value:
-                return pointer or "non_field_errors"
+                return path
         elif isinstance(value, dict):
             for key, child in value.items():
                 if NUL in key:
-                    return pointer or "non_field_errors"
-                pending.append((child, f"{pointer}/{key}" if pointer else key))
+                    return path
+                pending.append((child, [*path, key]))
         elif isinstance(value, list):
-            pending.extend(
-                (child, f"{pointer}/{index}" if pointer else str(index)) for index, child in enumerate(value)
-            )
+            pending.extend((child, [*path, str(index)]) for index, child in enumerate(value))
     return None
 
 
 def loads_json(raw: bytes | str) -> Any:
     """Parse a request body; raises ParseError (400) on malformed or too deeply nested JSON and ValidationError
-    (400, naming the field by its JSON pointer) on a NUL character, which PostgreSQL cannot store."""
+    (400, naming the field and the place within it by JSON pointer) on a NUL, which PostgreSQL cannot store."""
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -74,9 +72,12 @@ def loads_json(raw: bytes | str) -> Any:
         raise exceptions.ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
     # orjson refuses a raw NUL, so one can only arrive escaped: a fast scan spares the walk on clean bodies.
     if b"\\u0000" in raw if isinstance(raw, bytes) else "\\u0000" in raw:
-        pointer = _nul_pointer(document)
-        if pointer is not None:
-            raise exceptions.ValidationError({pointer: [NUL_MESSAGE]})
+        path = _nul_pointer(document)
+        if path is not None:
+            # Keyed by the top-level field, as every other field error; a nested place is named by JSON pointer.
+            field = path[0] if path else "non_field_errors"
+            message = NUL_MESSAGE if len(path) <= 1 else f"Null characters are not allowed (at {'/'.join(path)})."
+            raise exceptions.ValidationError({field: [message]})
     return document
 
 

@@ -54,7 +54,9 @@ PRODUCTION = {
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    environment = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG")}
+    # The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process, which check --deploy rightly warns about.
+    unset = ("SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    environment = {key: value for key, value in os.environ.items() if key not in unset}
     environment.update(PRODUCTION, VAR_DIR=str(tmp_path))
 
     process = subprocess.run(

@@ -138,7 +138,7 @@ def test_a_nul_in_a_sign_off_comment_is_a_400_naming_the_comment(cast):
     assert response.json() == {"comment": ["Null characters are not allowed."]}
 
 
-def test_a_nul_deep_in_an_action_payload_is_a_400_naming_its_json_pointer(cast):
+def test_a_nul_deep_in_an_action_payload_is_a_400_naming_the_field_and_its_json_pointer(cast):
     raw = (
         '{"external_id": "nul", "action_type": "refund.issue", "subject": "customer:1", '
         '"payload": {"amount": "1.00", "lines": [{"note": "x\\u0000"}]}, "executed_at": "2026-11-28T10:00:00Z", '
@@ -148,7 +148,7 @@ def test_a_nul_deep_in_an_action_payload_is_a_400_naming_its_json_pointer(cast):
     response = post_raw(client_for(cast.shop), "/api/v1/actions/", raw)
 
     assert response.status_code == 400
-    assert response.json() == {"payload/lines/0/note": ["Null characters are not allowed."]}
+    assert response.json() == {"payload": ["Null characters are not allowed (at payload/lines/0/note)."]}
 
 
 def test_an_escaped_backslash_before_u0000_is_no_nul_and_is_accepted_by_the_parser(cast):
@@ -204,3 +204,26 @@ def test_a_nul_in_an_idempotency_key_header_is_a_400_naming_the_header(cast):
 
     assert response.status_code == 400
     assert response.json() == {"Idempotency-Key": ["Null characters are not allowed."]}
+
+
+def test_a_nul_in_a_batch_item_is_a_400_naming_the_item_by_index(cast):
+    item = (
+        '{"external_id": "b-%d", "action_type": "refund.issue", "subject": "customer:1", "payload": {"note": "%s"}, '
+        '"executed_at": "2026-11-28T10:00:00Z", "approved_by": "alice", "approved_at": "2026-11-28T09:00:00Z"}'
+    )
+    raw = '{"actions": [' + item % (0, "fine") + ", " + item % (1, "bad\\u0000") + "]}"
+
+    response = post_raw(client_for(cast.shop), "/api/v1/actions/batch/", raw)
+
+    assert response.status_code == 400
+    assert response.json() == {"actions": ["Null characters are not allowed (at actions/1/payload/note)."]}
+
+
+def test_a_nul_in_a_form_encoded_api_body_is_a_400_naming_the_field(cast):
+    action = record(cast.shop)
+    body = {"trigger": "customer_request", "reason": "x\x00", "actions": [action.pk]}
+
+    response = client_for(cast.carl).post("/api/v1/rollbacks/", body, format="multipart")
+
+    assert response.status_code == 400
+    assert response.json()["reason"] == ["Null characters are not allowed."]
