@@ -17,6 +17,7 @@ from rollback_console.middleware import NUL, NUL_MESSAGE
 # Deeper documents are refused: the standard library's encoder (JSONField, the idempotency fingerprint) and any
 # recursive walk would hit Python's recursion limit near 1,000 levels, and no action payload needs 64.
 MAX_JSON_DEPTH = 64
+_CONTAINERS = (dict, list)  # what orjson.loads builds; exact types, so the walk can test them cheaply
 
 
 class BodyTooLarge(exceptions.APIException):
@@ -25,19 +26,20 @@ class BodyTooLarge(exceptions.APIException):
 
 
 def json_depth_exceeds(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether arrays and objects nest deeper than `limit`, walked without recursion."""
-    pending: list[tuple[Any, int]] = [(document, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
+    """Whether arrays and objects nest deeper than `limit`: walked level by level, without recursion, in
+    comprehensions (a 1,000-action batch costs a few milliseconds)."""
+    level = [document] if type(document) in _CONTAINERS else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        level = [
+            child
+            for value in level
+            for child in (value.values() if type(value) is dict else value)
+            if type(child) in _CONTAINERS
+        ]
     return False
 
 
