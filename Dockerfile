@@ -16,7 +16,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install --no-cache-dir -r /tmp/requirements.txt
 
 COPY . .
-RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+RUN SECRET_KEY=collectstatic-only-never-used-to-sign-anything-at-run-time python manage.py collectstatic --noinput \
     && mkdir -p /app/var /anchors && chown -R rollback /app/var /anchors
 
 USER rollback

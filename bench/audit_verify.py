@@ -102,7 +102,7 @@ def main() -> int:
     args = parser.parse_args()
 
     os.environ["DATABASE_URL"] = ensure_database(args.database)
-    os.environ.setdefault("SECRET_KEY", "bench-only")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-padded-to-the-fifty-characters-required")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rollback_console.settings")
     import django
 

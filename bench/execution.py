@@ -226,12 +226,13 @@ def main() -> None:
         {
             "DATABASE_URL": f"postgres://root@127.0.0.1:5432/{args.database}",
             "CELERY_BROKER_URL": args.broker,
-            "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret"),
+            "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key-padded-to-the-fifty-characters-required"),
             "SHOP_WEBHOOK_SECRET": SECRET,
             "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
             "PYTHONPATH": str(ROOT),
             "DJANGO_SETTINGS_MODULE": "rollback_console.settings",
             "LOG_LEVEL": "WARNING",
+            "PYTHON_REVERSAL_MODULES": "bench.execution_support",  # the in-process handler's module
         }
     )
     prepare_database(args.database)

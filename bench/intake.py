@@ -256,7 +256,7 @@ def main() -> None:
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://root@127.0.0.1:5432/{args.db_name}",
-        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret"),
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key-padded-to-the-fifty-characters-required"),
         "SHOP_WEBHOOK_SECRET": "bench",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_SETTINGS_MODULE": "bench.intake_settings",

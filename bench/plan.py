@@ -43,7 +43,7 @@ def main() -> None:
 
     recreate_database(args.database)
     os.environ["DATABASE_URL"] = args.database
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-padded-to-the-fifty-characters-required")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rollback_console.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
 

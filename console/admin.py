@@ -18,7 +18,7 @@ from knox.models import AuthToken
 from audit.services import actor_name
 from policies.manifest import parse_duration
 from policies.roles import INTEGRATOR
-from rollback_console.authentication import issue_token, revoke_tokens
+from rollback_console.authentication import issue_token, revoke_tokens, token_max_age
 
 admin.site.unregister(AuthToken)
 
@@ -35,9 +35,9 @@ class IssueTokenForm(forms.Form):
 
     def clean_expires(self) -> timedelta:
         try:
-            ttl = parse_duration(self.cleaned_data["expires"].strip())
+            ttl = parse_duration(self.cleaned_data["expires"].strip(), limit=token_max_age())
         except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
+            raise forms.ValidationError(f"{exc} (TOKEN_MAX_AGE_DAYS)") from None
         if ttl <= timedelta(0):
             raise forms.ValidationError("A token must last some time.")
         return ttl

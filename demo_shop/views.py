@@ -1,12 +1,12 @@
 """The demo shop's two webhook receivers. The signature is the authentication: no session, no CSRF token."""
 
-import json
 import os
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ParseError
 
 from demo_shop.models import Customer
 from demo_shop.services import (
@@ -18,6 +18,7 @@ from demo_shop.services import (
     id_or_none,
 )
 from policies.methods.webhook import verify_signature
+from rollback_console.parsers import loads_json
 
 SECRET_ENV = "SHOP_WEBHOOK_SECRET"
 
@@ -35,15 +36,19 @@ def _signed_call(request: HttpRequest) -> tuple[dict[str, Any], str] | JsonRespo
     if not verify_signature(secret, header, request.body):
         return _refused(401, "missing, invalid or stale X-Rollback-Signature")
     try:
-        body = json.loads(request.body)
-    except ValueError:
-        return _refused(400, "the body is not JSON")
+        body = loads_json(request.body)
+    except ParseError as exc:
+        return _refused(400, f"the body is not JSON we accept: {exc.detail}")
     if not isinstance(body, dict):
         return _refused(400, "the body must be a JSON object")
-    key = _text(request.headers.get("Idempotency-Key"))
-    if key is None:
-        return _refused(400, "Idempotency-Key header is required")
-    return body, key[:255]
+    # The header is not signed: the key we deduplicate on is the body's, so a captured call replayed under a
+    # fresh header key is still recognised.
+    key = _text(body.get("idempotency_key"))
+    if key is None or len(key) > 255:
+        return _refused(400, "the signed body's idempotency_key is required (at most 255 characters)")
+    if request.headers.get("Idempotency-Key", key) != key:
+        return _refused(400, "the Idempotency-Key header differs from the signed body's idempotency_key")
+    return body, key
 
 
 def _text(value: Any) -> str | None:

@@ -15,9 +15,17 @@ from policies.methods import METHODS
 from policies.roles import AUDIENCES, ROLES, TRIGGERS
 
 DEFAULT_MAX_CASCADE_DEPTH = 3
+# Bounds that keep a manifest's numbers inside what the columns and Python hold: a rollback's depths and a
+# sign-off count are small integer columns (and confirm-cascade accepts depths up to 1,000), and a duration
+# past datetime's range would overflow when added to a time.
+MAX_CASCADE_DEPTH = 1000
+MAX_SIGNOFF_COUNT = 100
+MAX_DURATION = timedelta(days=3660)
+MAX_NESTING = 64
 REVERSIBILITY_CLASSES = ("full", "partial", "irreversible")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class ManifestError(Exception):
@@ -84,11 +92,16 @@ class Manifest:
         return tuple(s.role for s in policy.signoffs) if policy else ()
 
 
-def parse_duration(text: str) -> timedelta:
-    match = _DURATION.match(text)
+def parse_duration(text: str, *, limit: timedelta = MAX_DURATION) -> timedelta:
+    """A duration such as "30d"; ValueError if malformed or longer than `limit` (about ten years by default)."""
+    match = _DURATION.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration such as 60s, 15m, 12h or 30d")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    digits = match.group(1)
+    # Compare before building the timedelta, which overflows past 999,999,999 days.
+    if len(digits) > 12 or int(digits) * _UNIT_SECONDS[match.group(2)] > limit.total_seconds():
+        raise ValueError(f"{text!r} is longer than the most allowed, {limit.days} days")
+    return timedelta(**{_UNITS[match.group(2)]: int(digits)})
 
 
 def _key(name: str) -> str:
@@ -142,8 +155,8 @@ class _Checker:
             if role not in ROLES or role in ("integrator", "auditor"):
                 self.error(f"{item_path}.role", f"{role!r} is not a signing role")
                 continue
-            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                self.error(f"{item_path}.count", "must be a whole number of at least 1")
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_SIGNOFF_COUNT:
+                self.error(f"{item_path}.count", f"must be a whole number from 1 to {MAX_SIGNOFF_COUNT}")
                 continue
             result.append(SignoffRequirement(role=role, count=count))
         return tuple(result)
@@ -155,7 +168,25 @@ def parse_manifest(text: str) -> tuple[Manifest, dict[str, Any]]:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError([f"(file): not valid TOML: {exc}"]) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ManifestError([f"(file): arrays or tables nested deeper than {MAX_NESTING} levels"]) from None
+    if _nesting_exceeds(raw):
+        # The stored copy (JSON) and its content hash are written by encoders with recursion limits of their own.
+        raise ManifestError([f"(file): arrays or tables nested deeper than {MAX_NESTING} levels"])
     return build_manifest(raw), raw
+
+
+def _nesting_exceeds(document: Any) -> bool:
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > MAX_NESTING:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def build_manifest(raw: Mapping[str, Any]) -> Manifest:
@@ -288,8 +319,8 @@ def build_manifest(raw: Mapping[str, Any]) -> Manifest:
         if not requested_by:
             check.error(f"{path}.requested_by", "at least one role must be allowed to request it")
         depth = table.get("max_cascade_depth", DEFAULT_MAX_CASCADE_DEPTH)
-        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-            check.error(f"{path}.max_cascade_depth", "must be a whole number of at least 0")
+        if not isinstance(depth, int) or isinstance(depth, bool) or not 0 <= depth <= MAX_CASCADE_DEPTH:
+            check.error(f"{path}.max_cascade_depth", f"must be a whole number from 0 to {MAX_CASCADE_DEPTH}")
             depth = DEFAULT_MAX_CASCADE_DEPTH
         notify = check.strings(f"{path}.notify", table.get("notify"))
         for index, audience in enumerate(notify):

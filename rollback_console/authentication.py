@@ -3,6 +3,7 @@ from datetime import timedelta
 from hmac import compare_digest
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -73,9 +74,16 @@ class AuditedTokenAuthentication(TokenAuthentication):
         return "Token"
 
 
-def issue_token(user: Any, *, expires: timedelta | None, actor: str) -> tuple[Any, str]:
+def token_max_age() -> timedelta:
+    return timedelta(days=settings.TOKEN_MAX_AGE_DAYS)
+
+
+def issue_token(user: Any, *, expires: timedelta, actor: str) -> tuple[Any, str]:
     """A new token for `user`: (its stored record, the token itself, shown once and stored only as a hash).
-    The user's expired tokens are cleared out on the way."""
+    The user's expired tokens are cleared out on the way. ValueError if it would never expire or outlive
+    TOKEN_MAX_AGE_DAYS."""
+    if expires is None or expires > token_max_age():
+        raise ValueError(f"A token must expire within TOKEN_MAX_AGE_DAYS ({settings.TOKEN_MAX_AGE_DAYS} days).")
     with transaction.atomic():
         AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).delete()
         record, token = AuthToken.objects.create(user=user, expiry=expires)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from rollback_console.env import env_bool, env_int, env_list, env_str
@@ -18,8 +19,12 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded database, broker and 
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "insecure-local-only-key" if DEBUG else "")
-if not DEBUG and SECRET_KEY.startswith("insecure"):
-    raise ImproperlyConfigured("Set SECRET_KEY (or DEBUG=1 for a local run).")
+# Sessions, CSRF tokens and password resets are signed with it: a short or guessable key forges them all.
+SECRET_KEY_MIN_LENGTH = 50
+if not DEBUG and (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or SECRET_KEY.startswith("insecure")):
+    raise ImproperlyConfigured(
+        f"Set SECRET_KEY to at least {SECRET_KEY_MIN_LENGTH} random characters (or DEBUG=1 for a local run)."
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -36,6 +41,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "csp",
     "policies",
     "audit",
     "actions",
@@ -49,10 +55,12 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under gunicorn (docker-compose), no web server needed
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "rollback_console.middleware.RefuseNulCharactersMiddleware",  # PostgreSQL cannot store NUL: a 400, not a 500
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "rollback_console.urls"
@@ -115,6 +123,11 @@ BATCH_BODY_MAX_BYTES = 16 * 1024 * 1024
 BATCH_MAX_ACTIONS = 1000
 
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": [
+        "rollback_console.parsers.ORJSONParser",  # depth- and size-limited: deep nesting is a 400, not a 500
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rollback_console.authentication.AuditedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -127,9 +140,13 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "rollback_console.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Every token expires (the contract's "Safer configuration"): issue_token and the admin refuse a longer life.
+TOKEN_MAX_AGE_DAYS = env_int("TOKEN_MAX_AGE_DAYS", 365)
+if TOKEN_MAX_AGE_DAYS < 1:
+    raise ImproperlyConfigured("TOKEN_MAX_AGE_DAYS must be at least 1: tokens must expire.")
 REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
-    "TOKEN_TTL": timedelta(days=90),
+    "TOKEN_TTL": timedelta(days=min(90, TOKEN_MAX_AGE_DAYS)),
     "AUTO_REFRESH": False,
 }
 SPECTACULAR_SETTINGS = {
@@ -188,10 +205,36 @@ NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5)
 IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+# Module prefixes a manifest's `python` reversal handlers may lie under (the contract's "Safer configuration").
+PYTHON_REVERSAL_MODULES = env_list("PYTHON_REVERSAL_MODULES", ["demo_shop.handlers"])
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    # Browsers honour HSTS only over HTTPS, so it costs nothing on a plain-HTTP local run. Redirecting to HTTPS
+    # is the deployment's choice (the demo's webhooks and compose speak plain HTTP): set SECURE_SSL_REDIRECT=1,
+    # and SECURE_PROXY_SSL_HEADER=1 behind a proxy that terminates TLS and sets X-Forwarded-Proto.
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+    if env_bool("SECURE_PROXY_SSL_HEADER", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Scripts only from our own static files (htmx included; the console has no inline script). Inline styles stay
+# allowed: the console's templates and drawn SVG charts set style attributes, which no nonce can cover.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -13,7 +13,7 @@ Every figure is a read over a period [since, until):
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -56,18 +56,30 @@ class Period:
     until: datetime
 
 
+# Periods are moved by a day (a bare `until` date) and by DEFAULT_PERIOD, and PostgreSQL compares in UTC:
+# moments this close to datetime's own limits (years 1 and 9999) would overflow on the way.
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC) + DEFAULT_PERIOD + timedelta(days=2)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC) - timedelta(days=2)
+_MOMENT_HELP = "Give an ISO 8601 date (2026-11-28) or date and time (2026-11-28T10:00:00Z)."
+
+
 def _parse_moment(name: str, text: str, *, end_of_day: bool) -> datetime:
-    moment = parse_datetime(text) if "T" in text or " " in text else None
-    if moment is None:
-        try:
+    try:
+        moment = parse_datetime(text) if "T" in text or " " in text else None
+        if moment is None:
             day = parse_date(text)
-        except ValueError:
-            day = None
-        if day is None:
-            raise Invalid({name: ["Give an ISO 8601 date (2026-11-28) or date and time (2026-11-28T10:00:00Z)."]})
-        moment = datetime.combine(day + timedelta(days=1) if end_of_day else day, datetime.min.time())
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, timezone.get_current_timezone())
+            if day is None:
+                raise Invalid({name: [_MOMENT_HELP]})
+            moment = datetime.combine(day, datetime.min.time())
+            if end_of_day:
+                moment += timedelta(days=1)
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, timezone.get_current_timezone())
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise Invalid({name: [f"{text!r} is not a valid date or time. {_MOMENT_HELP}"]}) from None
+    if not _EARLIEST <= moment <= _LATEST:
+        raise Invalid({name: [f"Out of range: give a time between {_EARLIEST:%Y-%m-%d} and {_LATEST:%Y-%m-%d}."]})
     return moment
 
 

@@ -54,7 +54,7 @@ class Rollback(models.Model):
 
     trigger = models.CharField(max_length=32, choices=Trigger.choices)
     reason = models.TextField()
-    reference = models.CharField(max_length=200, blank=True, default="")
+    reference = models.CharField(max_length=200, null=True, blank=True, default=None)  # noqa: DJ001 null = none given
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rollbacks_requested"
     )

@@ -54,7 +54,7 @@ class Plan:
 
     trigger: str
     reason: str
-    reference: str
+    reference: str | None
     policy_version_id: int
     max_cascade_depth: int
     selector: dict[str, Any] | None
@@ -321,7 +321,7 @@ def _plan(
     return Plan(
         trigger=policy.name,
         reason=reason.strip(),
-        reference=reference.strip(),
+        reference=reference.strip() or None,  # none given is null, not an empty string
         policy_version_id=version_id,
         max_cascade_depth=depth,
         selector=dict(selector) if selector is not None else None,

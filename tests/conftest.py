@@ -46,6 +46,7 @@ CAST: dict[str, tuple[str, ...]] = {
     "nobody": (),
 }
 PASSWORD = "correct horse battery staple"
+TEST_REVERSAL_MODULES = ("tests.integration.handlers", "tests.rollbacks.executing")
 
 
 def seed() -> None:
@@ -64,6 +65,8 @@ def seed() -> None:
 @pytest.fixture(scope="session", autouse=True)
 def _fast_hashing_and_secrets() -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # The execution tests point the demo policy's python handlers at fakes of their own.
+    settings.PYTHON_REVERSAL_MODULES = [*settings.PYTHON_REVERSAL_MODULES, *TEST_REVERSAL_MODULES]
 
 
 @pytest.fixture(scope="session", autouse=True)

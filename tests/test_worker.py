@@ -39,7 +39,7 @@ def filesystem_worker(tmp_path: Path, monkeypatch, **env: str) -> Iterator[Calla
         **os.environ,
         "CELERY_BROKER_URL": "filesystem://",
         "VAR_DIR": str(tmp_path),
-        "SECRET_KEY": "worker-test",
+        "SECRET_KEY": "worker-test-" + "x" * 50,
         **env,
     }
     log = tmp_path / "worker.log"

@@ -16,7 +16,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from actions import selectors, services
-from actions.api.parsers import ORJSONParser, ORJSONRenderer
 from actions.api.serializers import (
     ActionDetailSerializer,
     ActionInputSerializer,
@@ -33,6 +32,7 @@ from actions.api.serializers import (
 from actions.models import Action
 from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Conflict, Invalid
+from rollback_console.parsers import BodyTooLarge, ORJSONParser, ORJSONRenderer
 
 _ERROR = OpenApiResponse(ErrorSerializer)
 _FIELD_ERRORS = OpenApiResponse(OpenApiTypes.OBJECT, description="Field errors: {field: [messages]}.")
@@ -42,11 +42,6 @@ _WRITE_ERRORS = {400: _FIELD_ERRORS, 401: _ERROR, 403: _ERROR, 409: _ERROR, 413:
 
 class ActionPagination(LimitOffsetPagination):
     max_limit = 1000
-
-
-class BodyTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "body_too_large"
 
 
 class ReadsActions(BasePermission):

@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import orjson
 from django.conf import settings
 
 from policies.methods.base import PhaseResult, ReversalCall, unknown_keys
@@ -51,8 +52,12 @@ def integrator_secret(integrator: Mapping[str, Any]) -> str:
 
 
 def post_signed(url: str, payload: Mapping[str, Any], secret: str, idempotency_key: str) -> tuple[int, bytes]:
-    """POST a signed JSON body. Returns (status, body); status 0 means no answer (refused, timed out)."""
-    body = json.dumps(payload, separators=(",", ":"), default=str).encode()
+    """POST a signed JSON body. Returns (status, body); status 0 means no answer (refused, timed out).
+
+    The body repeats the Idempotency-Key as `idempotency_key`: the header is not signed, so a receiver that
+    deduplicated on it alone would apply a captured call again under a new key."""
+    signed = {**payload, "idempotency_key": idempotency_key}
+    body = json.dumps(signed, separators=(",", ":"), default=str).encode()
     request = urllib.request.Request(
         url,
         data=body,
@@ -110,8 +115,8 @@ class WebhookMethod:
         if status >= 300:
             return PhaseResult(status="failed", detail=f"HTTP {status}: {raw[:200].decode(errors='replace')}")
         try:
-            answer = json.loads(raw)
-        except ValueError:
+            answer = orjson.loads(raw)  # depth-limited, unlike json.loads
+        except orjson.JSONDecodeError:
             return PhaseResult(status="failed", detail="the integrator answered with a body that is not JSON")
         answer_status = answer.get("status") if isinstance(answer, dict) else None
         if answer_status == "ok":

@@ -269,7 +269,6 @@ def test_the_progress_bar_follows_execution_and_the_page_reloads_when_it_ends(
 
     run_rollback(rollback.pk)  # the worker's part, done here
     # The polled fragment sees the state moved on and reloads the page: no click from the verifier.
-    verifier.wait_for_function(
-        "document.querySelector('[data-testid=rollback-state]').innerText.includes('completed')", timeout=15_000
-    )
+    # A locator, not wait_for_function: the content security policy forbids the page evaluating strings.
+    verifier.locator("[data-testid=rollback-state]", has_text="completed").wait_for(timeout=15_000)
     assert "1 of 1 done" in verifier.inner_text("[data-testid=progress]")

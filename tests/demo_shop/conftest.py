@@ -66,11 +66,14 @@ class SignedClient:
         secret: str = SHOP_SECRET,
         timestamp=None,
         signature: str | None = None,
+        header_key: str | None = None,
     ):
+        if isinstance(body, dict) and key is not None:
+            body = {**body, "idempotency_key": key}  # as the workers send it: the key signed in the body
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         headers = {"X-Rollback-Signature": signature if signature is not None else sign(secret, raw, timestamp)}
         if key is not None:
-            headers["Idempotency-Key"] = key
+            headers["Idempotency-Key"] = header_key or key
         return self.client.post(path, data=raw, content_type="application/json", headers=headers)
 
     def reverse_phase(self, phase: str, operation: str, external_id: str, *, subject="customer:1001", step_id=7):

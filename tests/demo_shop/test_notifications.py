@@ -63,3 +63,28 @@ def test_odd_ids_in_a_notification_are_stored_as_unknown(console, books):
     assert console.post("/demo-shop/notifications", body, key="notify-15").status_code == 200
     email = OutboundEmail.objects.get(reference="notify-15")
     assert (email.rollback_id, email.step_id) == (None, None)
+
+
+def test_a_captured_notification_replayed_under_a_new_header_key_is_refused_and_sends_nothing_twice(console, books):
+    assert console.post("/demo-shop/notifications", notification(), key="notify-16").status_code == 200
+
+    replay = console.post("/demo-shop/notifications", notification(), key="notify-16", header_key="notify-99")
+
+    assert replay.status_code == 400
+    assert "idempotency_key" in replay.json()["detail"]
+    assert OutboundEmail.objects.filter(reference__in=["notify-16", "notify-99"]).count() == 1
+
+
+def test_a_notification_is_deduplicated_on_the_signed_body_key_when_the_header_is_missing(console, books):
+    console.post("/demo-shop/notifications", notification(), key="notify-17")
+    body = {**notification(), "idempotency_key": "notify-17"}
+
+    again = console.post("/demo-shop/notifications", body, key=None)
+
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
+
+
+def test_a_notification_nested_too_deeply_is_a_400_not_a_crash(console, books):
+    deep = b"[" * 5000 + b"]" * 5000
+    assert console.post("/demo-shop/notifications", deep).status_code == 400

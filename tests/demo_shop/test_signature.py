@@ -1,6 +1,7 @@
+import json
 import time
 
-from policies.methods.webhook import sign, verify_signature
+from policies.methods.webhook import post_signed, sign, verify_signature
 from tests.demo_shop.conftest import reversal_body
 
 
@@ -79,3 +80,28 @@ def test_the_shop_answers_503_when_it_has_no_secret_configured(console, books, m
 def test_the_receivers_take_only_post(client):
     assert client.get("/demo-shop/reversals").status_code == 405
     assert client.get("/demo-shop/notifications").status_code == 405
+
+
+def test_a_signed_call_carries_its_idempotency_key_inside_the_signed_body(monkeypatch):
+    sent = []
+
+    class Answer:
+        status = 200
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self):
+            return b'{"status": "ok"}'
+
+    monkeypatch.setattr("urllib.request.urlopen", lambda request, timeout: sent.append(request) or Answer())
+
+    post_signed("http://shop.test/reversals", {"phase": "check"}, "s3cret", idempotency_key="step-7-check")
+
+    request = sent[0]
+    assert json.loads(request.data) == {"phase": "check", "idempotency_key": "step-7-check"}
+    assert request.get_header("Idempotency-key") == "step-7-check"
+    assert verify_signature("s3cret", request.get_header("X-rollback-signature"), request.data)

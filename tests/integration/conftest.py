@@ -124,8 +124,9 @@ def worker_process(django_db_setup, receiver) -> Iterator[WorkerProcess]:
         "RC_TEST_RECEIVER_URL": receiver.url,
         "SHOP_WEBHOOK_SECRET": SECRET,
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-        "SECRET_KEY": os.environ.get("SECRET_KEY", "integration-tests"),
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "integration-tests-" + "x" * 50),
         "DB_CONN_MAX_AGE": "0",
+        "PYTHON_REVERSAL_MODULES": ",".join(settings.PYTHON_REVERSAL_MODULES),
     }
     previous_queue = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue  # what this process queues goes to the module's worker

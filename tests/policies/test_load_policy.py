@@ -30,7 +30,7 @@ compensations = [{ notify = "everyone", template = "x" }]
 
 [action_types."record.update"]
 reversibility = "full"
-reversal = { method = "python", handler = "no.such.module.handler" }
+reversal = { method = "python", handler = "demo_shop.handlers.no_such_handler" }
 
 [triggers.incident]
 requested_by = ["incident_commander"]

@@ -44,7 +44,7 @@ def test_a_request_answers_201_with_the_rollback_as_get_shows_it(cast):
     assert data["state"] == "pending_authorization"
     assert data["queue"] == data["trigger"] == "customer_request"
     assert data["requested_by"] == "carl"
-    assert data["reference"] == ""
+    assert data["reference"] is None
     assert data["max_cascade_depth"] == data["confirmed_depth"] == 2
     assert data["required_signoffs"] == [{"role": "customer_service", "count": 1, "given": 0}]
     assert data["plan"] == {
@@ -405,3 +405,22 @@ def test_the_schema_documents_the_rollback_endpoints(cast):
     for path in ("/api/v1/rollbacks/", "/api/v1/rollbacks/{id}/", "/api/v1/rollbacks/{id}/signoffs/"):
         assert path in paths
     assert "/api/v1/rollbacks/{id}/cancel/" in paths
+
+
+@pytest.mark.parametrize("reference", [None, "", "   ", "absent"])
+def test_a_request_without_a_reference_stores_and_answers_null(cast, reference):
+    refund = record(cast.shop)
+    fields = {} if reference == "absent" else {"reference": reference}
+
+    response = client_for(cast.carl).post(URL, body(refund, **fields), format="json")
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["reference"] is None
+    assert Rollback.objects.get(pk=response.json()["id"]).reference is None
+    assert client_for(cast.carl).get(f"{URL}{response.json()['id']}/").json()["reference"] is None
+
+
+def test_a_given_reference_is_kept_as_sent_without_surrounding_spaces(cast):
+    response = client_for(cast.carl).post(URL, body(record(cast.shop), reference=" ORD-7 "), format="json")
+
+    assert response.json()["reference"] == "ORD-7"
