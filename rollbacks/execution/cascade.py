@@ -22,6 +22,7 @@ from rollback_console.errors import Conflict, Forbidden, Invalid
 from rollbacks.communications import open_trigger_communications
 from rollbacks.execution.outcomes import finish_step, loop_detail
 from rollbacks.execution.steps import StepRun, execute_steps
+from rollbacks.guard import NEVER_AUTHORIZED, refuse_run
 from rollbacks.models import (
     FINISHED_OUTCOMES,
     Communication,
@@ -59,16 +60,25 @@ class BatchRun:
         return grouped
 
 
-def run_rollback(rollback_id: int) -> None:
+def run_rollback(rollback_id: int, *, message: dict[str, Any] | None = None) -> None:
     """Start an authorized rollback or carry one on: queue the next level, pause at the confirmed depth, or go on
-    to communications and the end. Safe to call any number of times."""
+    to communications and the end. Safe to call any number of times.
+
+    A rollback nobody authorized is left as it is and the attempt audited. So is a paused one when a task asks
+    (`message`): the engine queues no run of a paused rollback, it waits for a person. The engine's own calls
+    (no `message`) reach paused and ended rollbacks in ordinary races, such as two batches ending a level at
+    once, and change nothing there."""
     with transaction.atomic():
-        _advance(lock_rollback(rollback_id))
+        rollback = lock_rollback(rollback_id)
+        if rollback.state in NEVER_AUTHORIZED or (message is not None and rollback.state == _S.PAUSED):
+            refuse_run(rollback, message=message or {"task": "run_rollback"})
+            return
+        _advance(rollback)
 
 
-def run_steps(step_ids: list[int]) -> BatchRun:
+def run_steps(step_ids: list[int], *, message: dict[str, Any] | None = None) -> BatchRun:
     """Execute queued steps, then let each rollback they belong to move on."""
-    batch = BatchRun(execute_steps(step_ids))
+    batch = BatchRun(execute_steps(step_ids, message=message))
     for rollback_id in sorted({run.rollback_id for run in batch.runs if run.retry_in is None}):
         run_rollback(rollback_id)
     return batch
