@@ -32,7 +32,7 @@ from rollbacks.models import (
     Step,
     StepOutcome,
 )
-from rollbacks.roles import holds_signing_role
+from rollbacks.roles import approved_its_error, holds_signing_role
 from rollbacks.transitions import StepMove, lock_rollback, move_rollback, move_steps
 
 _S = RollbackState
@@ -190,18 +190,26 @@ def queue_rollback(rollback_id: int) -> None:
 
 def authorize_caller(user: Any, rollback_id: int, operation: str) -> None:
     """Only a holder of one of the rollback's sign-off roles who did not request it may continue, retry or
-    resolve. A refusal is audited (outside the refused change's transaction, so it stays)."""
+    resolve; for `reviewer_error`, not the approver of an action it reverses either. A refusal is audited
+    (outside the refused change's transaction, so it stays)."""
     try:
         rollback = Rollback.objects.get(pk=rollback_id)
     except Rollback.DoesNotExist:
         raise Conflict(f"Rollback {rollback_id} does not exist.") from None
     if not holds_signing_role(user, rollback):
-        record_standalone_event(
-            "rollback.refused",
-            actor=actor_name(user),
-            data={"rollback": rollback_id, "operation": operation, "reason": "holds no sign-off role for it"},
-        )
-        raise Forbidden("Only a holder of one of this rollback's sign-off roles, other than its requester, may.")
+        reason = "holds no sign-off role for it"
+        message = "Only a holder of one of this rollback's sign-off roles, other than its requester, may."
+    elif approved_its_error(user, rollback):
+        reason = "approved an action this reviewer_error rollback reverses"
+        message = "You approved an action this rollback reverses; someone else must carry it on."
+    else:
+        return
+    record_standalone_event(
+        "rollback.refused",
+        actor=actor_name(user),
+        data={"rollback": rollback_id, "operation": operation, "reason": reason},
+    )
+    raise Forbidden(message)
 
 
 def confirm_cascade(rollback_id: int, *, actor: Any, depth: int | None = None) -> Rollback:
