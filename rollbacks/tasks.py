@@ -20,11 +20,13 @@ _DATABASE_RETRY = {"autoretry_for": _DATABASE_ERRORS, "retry_backoff": 2, "retry
 def _message(task: Task) -> dict[str, Any]:
     """Where a message came from, for the trail should it be refused: beat names its schedule entry."""
     request = task.request
+    # A worker sets a message's own headers as attributes of the request; `apply` keeps them in `headers`.
+    headers = request.headers if isinstance(request.headers, dict) else {}
     found = {
         "task": task.name,
         "message": request.id,
         "origin": getattr(request, "origin", None),
-        "periodic_task": getattr(request, "periodic_task_name", None),
+        "periodic_task": getattr(request, "periodic_task_name", None) or headers.get("periodic_task_name"),
     }
     return {key: str(value) for key, value in found.items() if value}
 

@@ -12,7 +12,7 @@ from actions.models import Action
 from audit.models import AuditEvent
 from policies.selectors import policy_of
 from rollback_console.celery import app as celery_app
-from rollbacks import communications, services
+from rollbacks import communications, execution, services, tasks
 from rollbacks.models import Communication, Rollback, Step
 from tests.rollbacks.executing import authorized, chain, shop_fixture, worker_fixture  # noqa: F401
 from tests.rollbacks.requesting import events
@@ -130,3 +130,126 @@ def test_a_hand_made_message_of_any_task_calls_nothing_moves_nothing_and_is_audi
         refusals = events(seq__gt=last_seq, rollback_id=target.rollback.pk, kind__endswith="refused")
         assert refusals
         assert {(event.actor, json.loads(event.data)["task"]) for event in refusals} == {("system", task_name)}
+
+
+def started(cast, worker, capture, *, prefix: str, depth: int | None = None) -> Rollback:  # type: ignore[no-untyped-def]
+    """refund -> points, authorized and started: the refund's level is queued (not yet run), the points wait."""
+    refund, _points = chain(cast.shop, "refund.issue", "loyalty.points_grant", prefix=prefix)
+    rollback = authorized(cast, capture, [refund], depth=depth)
+    assert worker.sync.queue.popleft() == ("rollback", rollback.pk)
+    with capture(execute=True):
+        execution.run_rollback(rollback.pk)
+    rollback.refresh_from_db()
+    assert rollback.state == "executing"
+    return rollback
+
+
+def inject(task_name: str, *args, **options):  # type: ignore[no-untyped-def]
+    result = celery_app.tasks[task_name].apply(args=args, **options)
+    assert result.successful(), result.traceback
+    return result
+
+
+def refusal(**filters) -> dict:  # type: ignore[no-untyped-def]
+    [event] = events(kind__endswith="refused", **filters)
+    return {"actor": event.actor, "kind": event.kind, **json.loads(event.data)}
+
+
+def test_a_step_of_the_next_level_is_refused_while_the_level_before_runs(
+    cast, shop, worker, django_capture_on_commit_callbacks, monkeypatch
+):
+    rollback = started(cast, worker, django_capture_on_commit_callbacks, prefix="next")
+    points = rollback.steps.get(depth=1)
+    retried = []
+    monkeypatch.setattr(tasks.execute_steps, "apply_async", lambda *a, **kw: retried.append(a))
+
+    inject("rollbacks.tasks.execute_steps", [points.pk], headers={"periodic_task_name": "every minute"})
+
+    assert shop.calls == [] and retried == []
+    assert refusal(rollback_id=rollback.pk) | {"message": None} == {
+        "actor": "system",
+        "kind": "rollback.step.refused",
+        "reason": "the engine has not queued this step",
+        "steps": [points.pk],
+        "count": 1,
+        "task": "rollbacks.tasks.execute_steps",
+        "message": None,
+        "periodic_task": "every minute",
+    }
+    worker()  # the engine's own messages still run the rollback to its end, in order
+    rollback.refresh_from_db()
+    assert rollback.state == "completed" and shop.reversed_ids() == ["next-0", "next-1"]
+
+
+def test_a_step_beyond_the_confirmed_depth_is_refused_while_the_rollback_executes(
+    cast, shop, worker, django_capture_on_commit_callbacks
+):
+    rollback = started(cast, worker, django_capture_on_commit_callbacks, prefix="deep", depth=0)
+    points = rollback.steps.get(depth=1)
+
+    inject("rollbacks.tasks.execute_steps", [points.pk])
+
+    assert shop.calls == []
+    assert refusal(rollback_id=rollback.pk)["reason"] == "depth 1 is beyond the confirmed depth 0"
+    points.refresh_from_db()
+    assert (points.outcome, points.attempts) == ("pending", 0)
+
+
+def test_a_message_naming_steps_of_two_rollbacks_is_refused_whole(
+    cast, shop, worker, django_capture_on_commit_callbacks
+):
+    first = started(cast, worker, django_capture_on_commit_callbacks, prefix="one")
+    worker.sync.queue.clear()
+    second = started(cast, worker, django_capture_on_commit_callbacks, prefix="two")
+    queued = [first.steps.get(depth=0).pk, second.steps.get(depth=0).pk]
+
+    inject("rollbacks.tasks.execute_steps", queued)
+
+    assert shop.calls == []
+    for rollback in (first, second):
+        assert refusal(rollback_id=rollback.pk)["reason"] == "the message names steps of more than one rollback"
+
+
+def test_a_run_of_a_rollback_cancelled_before_the_worker_took_it_is_refused(
+    cast, shop, worker, django_capture_on_commit_callbacks
+):
+    [refund] = chain(cast.shop, "refund.issue", prefix="cancelled")
+    rollback = authorized(cast, django_capture_on_commit_callbacks, [refund])
+    services.cancel_rollback(rollback.pk, actor=cast.shop)
+
+    worker()
+
+    assert shop.calls == []
+    assert refusal(rollback_id=rollback.pk)["reason"] == "the rollback is cancelled"
+    assert rollback.steps.get().started_at is None
+
+
+@pytest.mark.parametrize("argument", [["1", None], "12", [2**70], [10**9], None, [True]])
+def test_a_malformed_or_unknown_steps_message_is_refused_without_an_error(argument, shop):
+    inject("rollbacks.tasks.execute_steps", argument)
+
+    assert shop.calls == []
+    assert refusal(rollback_id=None)["kind"] == "rollback.step.refused"
+
+
+def test_a_step_retried_in_a_paused_rollback_runs_once_the_cascade_is_confirmed(
+    cast, shop, worker, django_capture_on_commit_callbacks
+):
+    refund, _points = chain(cast.shop, "refund.issue", "loyalty.points_grant", prefix="held")
+    shop.script("refund.chargeback", "check", (200, {"status": "unmet", "unmet": ["account_open"]}))
+    rollback = authorized(cast, django_capture_on_commit_callbacks, [refund], depth=0)
+    worker()
+    rollback.refresh_from_db()
+    assert rollback.state == "paused"
+    shop.script("refund.chargeback", "check", (200, {"status": "ok"}))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.retry_step(rollback.pk, rollback.steps.get(depth=0).pk, actor=cast.carl)
+    assert not worker.sync.queue, "a paused rollback waits for the confirmation"
+    with django_capture_on_commit_callbacks(execute=True):
+        execution.confirm_cascade(rollback.pk, actor=cast.carl)
+    worker()
+
+    rollback.refresh_from_db()
+    assert rollback.state == "completed"
+    assert not events(kind__endswith="refused")
