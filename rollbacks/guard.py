@@ -125,10 +125,22 @@ def refuse_run(rollback: Rollback, *, message: dict[str, Any]) -> None:
     )
 
 
+def refuse_unknown(kind: str, value: Any, *, message: dict[str, Any]) -> None:
+    """Audit a message that names no rollback or communication of ours (a malformed or made-up id)."""
+    record_event(
+        kind, actor=SYSTEM, data={"reason": "the message names nothing that exists", "id": repr(value)[:100], **message}
+    )
+
+
+def whole_id(value: Any) -> int | None:
+    """The id a message carries, or None when it is not one the database could hold."""
+    return value if type(value) is int and 0 < value < _BIGINT else None
+
+
 def _step_ids(value: Any) -> tuple[list[int], bool]:
     """The whole-number ids in a message's argument, and whether anything else was in it."""
     items = value if isinstance(value, list | tuple) else [value]
-    ids = sorted({item for item in items if type(item) is int and 0 < item < _BIGINT})
+    ids = sorted({item for item in items if whole_id(item) is not None})
     return ids, len(ids) != len(set(map(repr, items)))
 
 

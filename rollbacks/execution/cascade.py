@@ -22,7 +22,7 @@ from rollback_console.errors import Conflict, Forbidden, Invalid
 from rollbacks.communications import open_trigger_communications
 from rollbacks.execution.outcomes import finish_step, loop_detail
 from rollbacks.execution.steps import StepRun, execute_steps
-from rollbacks.guard import NEVER_AUTHORIZED, refuse_run
+from rollbacks.guard import NEVER_AUTHORIZED, refuse_run, refuse_unknown, whole_id
 from rollbacks.models import (
     FINISHED_OUTCOMES,
     Communication,
@@ -60,7 +60,7 @@ class BatchRun:
         return grouped
 
 
-def run_rollback(rollback_id: int, *, message: dict[str, Any] | None = None) -> None:
+def run_rollback(rollback_id: Any, *, message: dict[str, Any] | None = None) -> None:
     """Start an authorized rollback or carry one on: queue the next level, pause at the confirmed depth, or go on
     to communications and the end. Safe to call any number of times.
 
@@ -68,10 +68,14 @@ def run_rollback(rollback_id: int, *, message: dict[str, Any] | None = None) -> 
     (`message`): the engine queues no run of a paused rollback, it waits for a person. The engine's own calls
     (no `message`) reach paused and ended rollbacks in ordinary races, such as two batches ending a level at
     once, and change nothing there."""
+    asked = message or {"task": "run_rollback"}
     with transaction.atomic():
-        rollback = lock_rollback(rollback_id)
+        rollback = Rollback.objects.select_for_update().filter(pk=whole_id(rollback_id) or 0).first()
+        if rollback is None:
+            refuse_unknown("rollback.run_refused", rollback_id, message=asked)
+            return
         if rollback.state in NEVER_AUTHORIZED or (message is not None and rollback.state == _S.PAUSED):
-            refuse_run(rollback, message=message or {"task": "run_rollback"})
+            refuse_run(rollback, message=asked)
             return
         _advance(rollback)
 

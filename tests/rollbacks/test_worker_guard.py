@@ -253,3 +253,18 @@ def test_a_step_retried_in_a_paused_rollback_runs_once_the_cascade_is_confirmed(
     rollback.refresh_from_db()
     assert rollback.state == "completed"
     assert not events(kind__endswith="refused")
+
+
+@pytest.mark.parametrize(
+    ("task_name", "kind"),
+    [
+        ("rollbacks.tasks.run_rollback", "rollback.run_refused"),
+        ("rollbacks.tasks.send_communication", "rollback.communication.refused"),
+    ],
+)
+@pytest.mark.parametrize("argument", [10**9, "1", None, 2**70, [1]])
+def test_a_run_or_message_naming_nothing_that_exists_is_refused_without_an_error(task_name, kind, argument, shop):
+    inject(task_name, argument)
+
+    assert shop.calls == [] and shop.notifications == []
+    assert refusal(rollback_id=None)["kind"] == kind
