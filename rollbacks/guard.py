@@ -8,12 +8,16 @@ its rollback is `communicating` or later, or, as a compensation, while its step 
 refused: nothing is called, no state moves, the refusal is audited and the task ends without a retry.
 """
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
 
 from audit.services import SYSTEM, EventSpec, record_event, record_events
 from rollbacks.models import Communication, Rollback, RollbackState, Step, StepOutcome
+
+logger = logging.getLogger(__name__)
 
 _S = RollbackState
 # The states in which no worker may do anything: nobody authorized the rollback, or it was called off.
@@ -101,6 +105,8 @@ def admit_steps(step_ids: Any, *, message: dict[str, Any]) -> list[Step]:
             specs.append(EventSpec("rollback.step.refused", actor=SYSTEM, data=data))
         if specs:
             record_events(specs)
+            for spec in specs:
+                _warn(spec.data)
     return admitted
 
 
@@ -113,6 +119,7 @@ def refuse_communication(communication: Communication, reason: str, *, message: 
         rollback_id=communication.rollback_id,
         data={"reason": reason, "communication": communication.pk, **message},
     )
+    _warn({"reason": reason, **message})
 
 
 def refuse_run(rollback: Rollback, *, message: dict[str, Any]) -> None:
@@ -123,13 +130,14 @@ def refuse_run(rollback: Rollback, *, message: dict[str, Any]) -> None:
         rollback_id=rollback.pk,
         data={"reason": f"the rollback is {rollback.state}", **message},
     )
+    _warn({"reason": f"the rollback is {rollback.state}", **message})
 
 
 def refuse_unknown(kind: str, value: Any, *, message: dict[str, Any]) -> None:
     """Audit a message that names no rollback or communication of ours (a malformed or made-up id)."""
-    record_event(
-        kind, actor=SYSTEM, data={"reason": "the message names nothing that exists", "id": repr(value)[:100], **message}
-    )
+    data = {"reason": "the message names nothing that exists", "id": repr(value)[:100], **message}
+    record_event(kind, actor=SYSTEM, data=data)
+    _warn(data)
 
 
 def whole_id(value: Any) -> int | None:
@@ -142,6 +150,11 @@ def _step_ids(value: Any) -> tuple[list[int], bool]:
     items = value if isinstance(value, list | tuple) else [value]
     ids = sorted({item for item in items if whole_id(item) is not None})
     return ids, len(ids) != len(set(map(repr, items)))
+
+
+def _warn(data: Mapping[str, Any]) -> None:
+    """A refusal is worth an operator's look: something other than the engine is sending work."""
+    logger.warning("Refused %s: %s", data.get("task"), data.get("reason"))
 
 
 def _ids(pks: list[int]) -> dict[str, Any]:

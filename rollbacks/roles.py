@@ -13,7 +13,8 @@ def signing_roles(rollback: Rollback) -> frozenset[str]:
 
 def holds_signing_role(user: Any, rollback: Rollback) -> bool:
     """May confirm a cascade, cancel, retry or resolve: a holder of one of the rollback's sign-off roles who did
-    not request it (the requester may still cancel their own; see rollbacks.services.cancel_rollback)."""
+    not request it (the requester may still cancel their own; see rollbacks.services.cancel_rollback). For
+    `reviewer_error`, the approver it undoes may not carry it on either: see approved_its_error."""
     return user.pk != rollback.requested_by_id and bool(user_roles(user) & signing_roles(rollback))
 
 
