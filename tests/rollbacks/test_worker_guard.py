@@ -268,3 +268,24 @@ def test_a_run_or_message_naming_nothing_that_exists_is_refused_without_an_error
 
     assert shop.calls == [] and shop.notifications == []
     assert refusal(rollback_id=None)["kind"] == kind
+
+
+def test_a_compensation_of_a_step_the_engine_has_not_queued_is_not_sent(
+    cast, shop, worker, django_capture_on_commit_callbacks
+):
+    rollback = started(cast, worker, django_capture_on_commit_callbacks, prefix="early")
+    owed = owed_compensation(rollback.steps.get(depth=1))
+
+    inject("rollbacks.tasks.send_communication", owed.pk)
+
+    assert shop.notifications == []
+    owed.refresh_from_db()
+    assert (owed.status, owed.attempts) == ("pending", 0)
+    assert refusal(rollback_id=rollback.pk) | {"message": None} == {
+        "actor": "system",
+        "kind": "rollback.communication.refused",
+        "reason": "the engine has not queued this step",
+        "communication": owed.pk,
+        "task": "rollbacks.tasks.send_communication",
+        "message": None,
+    }
