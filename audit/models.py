@@ -20,6 +20,7 @@ class AuditEvent(models.Model):
       rollback.step.not_reversible, rollback.step.prerequisites_unmet, rollback.step.failed,
       rollback.step.compensation_failed, rollback.step.loop_stopped, rollback.step.awaiting_confirmation,
       rollback.step.retried, rollback.step.resolved, rollback.step.confirmed
+    - rollback.step.refused, rollback.communication.refused, rollback.run_refused (a worker refused a message)
     - communication.sent, communication.failed, communication.attempt
     - remediation.opened, remediation.done
     - token.issued, token.revoked

@@ -9,6 +9,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django_celery_beat import admin as beat_admin
+from django_celery_beat import models as beat_models
 
 from rollback_console.errors import DomainError
 from rollbacks.execution import complete_remediation, confirm_cascade
@@ -168,3 +170,39 @@ class RemediationTaskAdmin(admin.ModelAdmin):
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/rollbacks/remediation_done.html", context)
+
+
+# -- the beat schedule (django-celery-beat)
+# Whoever edits a periodic task chooses which of our tasks runs with which arguments. The workers refuse work the
+# rollback's state does not allow (rollbacks.guard), but the schedule is an operator's tool, not a staff one: only
+# superusers see it, whatever model permissions a staff user was given.
+
+
+class SuperuserOnlyAdmin(admin.ModelAdmin):
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+
+BEAT_ADMINS: dict[type, type[admin.ModelAdmin]] = {
+    beat_models.PeriodicTask: beat_admin.PeriodicTaskAdmin,
+    beat_models.IntervalSchedule: beat_admin.IntervalScheduleAdmin,
+    beat_models.CrontabSchedule: beat_admin.CrontabScheduleAdmin,
+    beat_models.SolarSchedule: beat_admin.SolarScheduleAdmin,
+    beat_models.ClockedSchedule: beat_admin.ClockedScheduleAdmin,
+}
+for _model, _beat_admin in BEAT_ADMINS.items():
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, type(_beat_admin.__name__, (SuperuserOnlyAdmin, _beat_admin), {}))

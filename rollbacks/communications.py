@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -25,6 +26,7 @@ from policies.manifest import Compensation, Manifest
 from policies.methods.webhook import integrator_secret, post_signed
 from policies.selectors import policy_of
 from rollbacks.backoff import retry_delay
+from rollbacks.guard import communication_refusal, refuse_communication, refuse_unknown, whole_id
 from rollbacks.models import Communication, CommunicationStatus, Rollback, Step, StepOutcome
 
 logger = logging.getLogger(__name__)
@@ -119,21 +121,29 @@ def open_trigger_communications(rollback: Rollback, manifest: Manifest) -> list[
     return Communication.objects.bulk_create(created)
 
 
-def send_communication(communication_id: int) -> Delivery | None:
-    """One attempt at one message. None when there is no such message (a task outlived its data).
+def send_communication(communication_id: Any, *, message: dict[str, Any] | None = None) -> Delivery | None:
+    """One attempt at one message. None when there is no such message, or when its rollback's state does not let
+    it go out now (rollbacks.guard; the refusal is audited and nothing is sent).
 
     The attempt is claimed in one transaction and its result recorded in another, so no transaction stays open
     while the message travels: on SQLite an open transaction would hold the whole database's write lock, and
     the receiver may be served by this same database. While one worker holds the claim, another waits."""
+    message = message or {"task": "send_communication"}
     now = timezone.now()
     with transaction.atomic():
+        # The rollback is locked with the message: its state decides whether the message may go out at all.
         communication = (
-            Communication.objects.select_for_update(of=("self",))
+            Communication.objects.select_for_update(of=("self", "rollback"))
             .select_related("rollback", "step__action__integrator")
-            .filter(pk=communication_id)
+            .filter(pk=whole_id(communication_id) or 0)
             .first()
         )
         if communication is None:
+            refuse_unknown("rollback.communication.refused", communication_id, message=message)
+            return None
+        refusal = communication_refusal(communication)
+        if refusal is not None:
+            refuse_communication(communication, refusal, message=message)
             return None
         if communication.status != CommunicationStatus.PENDING:
             return Delivery(communication.pk, communication.rollback_id, communication.status)

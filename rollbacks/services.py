@@ -36,7 +36,7 @@ from rollbacks.models import (
     Step,
     Trigger,
 )
-from rollbacks.roles import signing_roles
+from rollbacks.roles import approved_its_error, signing_roles
 from rollbacks.transitions import lock_rollback, move_rollback
 
 VIEW_ROLLBACK = "rollbacks.view_rollback"
@@ -486,10 +486,7 @@ def _role_to_fill(rollback: Rollback, signer: Any) -> str:
     required = [item["role"] for item in rollback.required_signoffs]
     if not held & set(required):
         raise Forbidden(f"Only {_roles_text(required)} sign off this rollback.")
-    if (
-        rollback.trigger == Trigger.REVIEWER_ERROR
-        and Step.objects.filter(rollback=rollback, depth=0, is_loop=False, action__approved_by=signer).exists()
-    ):
+    if approved_its_error(signer, rollback):
         raise Forbidden("You approved an action this rollback reverses; someone else must verify the error.")
     for role in _missing_roles(rollback):
         if role in held:

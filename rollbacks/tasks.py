@@ -1,10 +1,13 @@
 """Celery adapters over rollbacks.execution and rollbacks.communications: load by id, call a service.
 
 Every task is acknowledged late and requeued if its worker dies (settings), and every service below is safe to
-run twice, so a redelivered message changes nothing that was done.
+run twice, so a redelivered message changes nothing that was done. None of them trusts its message: the services
+refuse (and audit) work the rollback's state does not allow (rollbacks.guard), and a refusal is never retried.
 """
 
-from celery import shared_task
+from typing import Any
+
+from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
 from rollbacks import communications, execution
@@ -14,22 +17,36 @@ _DATABASE_ERRORS = (OperationalError, InterfaceError)
 _DATABASE_RETRY = {"autoretry_for": _DATABASE_ERRORS, "retry_backoff": 2, "retry_backoff_max": 30}
 
 
-@shared_task(max_retries=10, **_DATABASE_RETRY)
-def run_rollback(rollback_id: int) -> None:
-    execution.run_rollback(rollback_id)
+def _message(task: Task) -> dict[str, Any]:
+    """Where a message came from, for the trail should it be refused: beat names its schedule entry."""
+    request = task.request
+    # A worker sets a message's own headers as attributes of the request; `apply` keeps them in `headers`.
+    headers = request.headers if isinstance(request.headers, dict) else {}
+    found = {
+        "task": task.name,
+        "message": request.id,
+        "origin": getattr(request, "origin", None),
+        "periodic_task": getattr(request, "periodic_task_name", None) or headers.get("periodic_task_name"),
+    }
+    return {key: str(value) for key, value in found.items() if value}
 
 
-@shared_task(max_retries=10, **_DATABASE_RETRY)
-def execute_steps(step_ids: list[int]) -> None:
-    batch = execution.run_steps(step_ids)
+@shared_task(bind=True, max_retries=10, **_DATABASE_RETRY)
+def run_rollback(self: Task, rollback_id: int) -> None:
+    execution.run_rollback(rollback_id, message=_message(self))
+
+
+@shared_task(bind=True, max_retries=10, **_DATABASE_RETRY)
+def execute_steps(self: Task, step_ids: list[int]) -> None:
+    batch = execution.run_steps(step_ids, message=_message(self))
     for delay, retry_ids in batch.retries.items():
         execute_steps.apply_async((retry_ids,), countdown=delay)
 
 
 # Attempts at a message are bounded by NOTIFY_MAX_ATTEMPTS in the service, not by Celery.
 @shared_task(bind=True, max_retries=None, **_DATABASE_RETRY)
-def send_communication(self, communication_id: int) -> None:  # type: ignore[no-untyped-def]
-    delivery = communications.send_communication(communication_id)
+def send_communication(self: Task, communication_id: int) -> None:
+    delivery = communications.send_communication(communication_id, message=_message(self))
     if delivery is None:
         return
     if delivery.retry_in is not None:

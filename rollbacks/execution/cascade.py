@@ -22,6 +22,7 @@ from rollback_console.errors import Conflict, Forbidden, Invalid
 from rollbacks.communications import open_trigger_communications
 from rollbacks.execution.outcomes import finish_step, loop_detail
 from rollbacks.execution.steps import StepRun, execute_steps
+from rollbacks.guard import NEVER_AUTHORIZED, refuse_run, refuse_unknown, whole_id
 from rollbacks.models import (
     FINISHED_OUTCOMES,
     Communication,
@@ -31,7 +32,7 @@ from rollbacks.models import (
     Step,
     StepOutcome,
 )
-from rollbacks.roles import holds_signing_role
+from rollbacks.roles import approved_its_error, holds_signing_role
 from rollbacks.transitions import StepMove, lock_rollback, move_rollback, move_steps
 
 _S = RollbackState
@@ -59,16 +60,29 @@ class BatchRun:
         return grouped
 
 
-def run_rollback(rollback_id: int) -> None:
+def run_rollback(rollback_id: Any, *, message: dict[str, Any] | None = None) -> None:
     """Start an authorized rollback or carry one on: queue the next level, pause at the confirmed depth, or go on
-    to communications and the end. Safe to call any number of times."""
+    to communications and the end. Safe to call any number of times.
+
+    A rollback nobody authorized is left as it is and the attempt audited. So is a paused one when a task asks
+    (`message`): the engine queues no run of a paused rollback, it waits for a person. The engine's own calls
+    (no `message`) reach paused and ended rollbacks in ordinary races, such as two batches ending a level at
+    once, and change nothing there."""
+    asked = message or {"task": "run_rollback"}
     with transaction.atomic():
-        _advance(lock_rollback(rollback_id))
+        rollback = Rollback.objects.select_for_update().filter(pk=whole_id(rollback_id) or 0).first()
+        if rollback is None:
+            refuse_unknown("rollback.run_refused", rollback_id, message=asked)
+            return
+        if rollback.state in NEVER_AUTHORIZED or (message is not None and rollback.state == _S.PAUSED):
+            refuse_run(rollback, message=asked)
+            return
+        _advance(rollback)
 
 
-def run_steps(step_ids: list[int]) -> BatchRun:
+def run_steps(step_ids: list[int], *, message: dict[str, Any] | None = None) -> BatchRun:
     """Execute queued steps, then let each rollback they belong to move on."""
-    batch = BatchRun(execute_steps(step_ids))
+    batch = BatchRun(execute_steps(step_ids, message=message))
     for rollback_id in sorted({run.rollback_id for run in batch.runs if run.retry_in is None}):
         run_rollback(rollback_id)
     return batch
@@ -180,18 +194,26 @@ def queue_rollback(rollback_id: int) -> None:
 
 def authorize_caller(user: Any, rollback_id: int, operation: str) -> None:
     """Only a holder of one of the rollback's sign-off roles who did not request it may continue, retry or
-    resolve. A refusal is audited (outside the refused change's transaction, so it stays)."""
+    resolve; for `reviewer_error`, not the approver of an action it reverses either. A refusal is audited
+    (outside the refused change's transaction, so it stays)."""
     try:
         rollback = Rollback.objects.get(pk=rollback_id)
     except Rollback.DoesNotExist:
         raise Conflict(f"Rollback {rollback_id} does not exist.") from None
     if not holds_signing_role(user, rollback):
-        record_standalone_event(
-            "rollback.refused",
-            actor=actor_name(user),
-            data={"rollback": rollback_id, "operation": operation, "reason": "holds no sign-off role for it"},
-        )
-        raise Forbidden("Only a holder of one of this rollback's sign-off roles, other than its requester, may.")
+        reason = "holds no sign-off role for it"
+        message = "Only a holder of one of this rollback's sign-off roles, other than its requester, may."
+    elif approved_its_error(user, rollback):
+        reason = "approved an action this reviewer_error rollback reverses"
+        message = "You approved an action this rollback reverses; someone else must carry it on."
+    else:
+        return
+    record_standalone_event(
+        "rollback.refused",
+        actor=actor_name(user),
+        data={"rollback": rollback_id, "operation": operation, "reason": reason},
+    )
+    raise Forbidden(message)
 
 
 def confirm_cascade(rollback_id: int, *, actor: Any, depth: int | None = None) -> Rollback:

@@ -46,7 +46,8 @@ def retry_step(rollback_id: int, step_id: int, *, actor: Any) -> Rollback:
             change_action_states({step.action_id: ActionState.ROLLBACK_PENDING}, actor=name, rollback_id=rollback.pk)
         if rollback.state in (*_ENDED, _S.COMMUNICATING):
             move_rollback(rollback, _S.EXECUTING, actor=name, data={"retried_step": step.pk})
-        queue_rollback(rollback.pk)
+        if rollback.state == _S.EXECUTING:
+            queue_rollback(rollback.pk)  # a paused rollback runs the step once its cascade is confirmed
     return rollback
 
 

@@ -30,6 +30,7 @@ from rollbacks.backoff import retry_delay
 from rollbacks.communications import open_compensations, send_communication
 from rollbacks.execution.claims import claim_actions
 from rollbacks.execution.outcomes import StepEnding, end_steps, loop_detail
+from rollbacks.guard import admit_steps
 from rollbacks.models import Communication, CommunicationStatus, RemediationReason, Step, StepOutcome
 
 logger = logging.getLogger(__name__)
@@ -52,16 +53,18 @@ class StepRun:
     retry_in: float | None = None  # a transient failure: run the step again after this many seconds
 
 
-def execute_step(step_id: int) -> StepRun | None:
+def execute_step(step_id: int, *, message: dict[str, Any] | None = None) -> StepRun | None:
     """Take a pending step as far as it goes now. Safe to call again at any time: a finished step is left alone.
-    None when there is no such step (a task outlived its data)."""
-    runs = execute_steps([step_id])
+    None when there is no such step or no worker may run it now (rollbacks.guard audited why)."""
+    runs = execute_steps([step_id], message=message)
     return runs[0] if runs else None
 
 
-def execute_steps(step_ids: Sequence[int]) -> list[StepRun]:
-    """execute_step for several steps, in a constant number of queries per step whatever their number."""
-    located = list(Step.objects.filter(pk__in=step_ids).values_list("pk", "action_id", "rollback_id").order_by("pk"))
+def execute_steps(step_ids: Sequence[int], *, message: dict[str, Any] | None = None) -> list[StepRun]:
+    """execute_step for several steps, in a constant number of queries per step whatever their number. `message`
+    describes the task that asked (for the trail, should the guard refuse it)."""
+    admitted = admit_steps(step_ids, message=message or {"task": "execute_steps"})
+    located = [(step.pk, step.action_id, step.rollback_id) for step in admitted]
     with claim_actions(action_id for _, action_id, _ in located) as held:
         waiting = [
             StepRun(pk, rollback_id, _O.PENDING, retry_in=CLAIM_RETRY_SECONDS)
