@@ -7,7 +7,7 @@ same snapshot, so they see exactly the rows the head row was read with.
 
 import dataclasses
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import get_context
@@ -15,6 +15,7 @@ from multiprocessing import get_context
 from django.db import connection, transaction
 
 from audit.chain import (
+    ANCHOR_CONFLICT,
     GENESIS_HASH,
     Row,
     Scan,
@@ -32,16 +33,28 @@ from audit.models import AuditChainHead, AuditEvent
 PARALLEL_FROM = 150_000
 
 
-def verify_chain(*, anchors: Mapping[int, str] | None = None, processes: int | None = None) -> Verdict:
+def verify_chain(
+    *,
+    anchors: Mapping[int, str] | None = None,
+    processes: int | None = None,
+    anchor_conflicts: Iterable[int] = (),
+) -> Verdict:
     """Recompute every event's hash in seq order and report the first seq that breaks.
 
-    `processes` caps the processes used on PostgreSQL (default: one per core, at most 4)."""
+    `processes` caps the processes used on PostgreSQL (default: one per core, at most 4). `anchor_conflicts` are
+    seqs for which the anchors disagree (`merge_anchors`): the first is a break of its own."""
     anchors = dict(anchors or {})
     if connection.vendor == "postgresql":
         if processes is None:
             processes = min(os.cpu_count() or 1, 4)
-        return _verify_postgres(anchors, processes)
-    return _verify_with_orm(anchors)
+        verdict = _verify_postgres(anchors, processes)
+    else:
+        verdict = _verify_with_orm(anchors)
+    conflicts = sorted(anchor_conflicts)
+    if conflicts and (verdict.broken_seq is None or conflicts[0] <= verdict.broken_seq):
+        events = verdict.events if not verdict.ok else AuditEvent.objects.count()
+        verdict = Verdict(ok=False, events=events, broken_seq=conflicts[0], reason=ANCHOR_CONFLICT)
+    return verdict
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from typing import Any
 import orjson
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.chain import parse_anchors, verify_export
+from audit.chain import merge_anchors, verify_export
 from audit.verification import verify_chain
 
 
@@ -22,23 +22,23 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         anchors: dict[int, str] = {}
+        conflicts: set[int] = set()
         for path in options["anchor"]:
             try:
                 with open(path, "rb") as lines:
-                    for seq, digest in parse_anchors(lines).items():
-                        anchors.setdefault(seq, digest)
+                    merge_anchors(lines, anchors, conflicts)
             except (OSError, ValueError) as error:
                 raise CommandError(f"{path}: {error}") from error
         if options["from_export"]:
             try:
                 with Path(options["from_export"]).open("rb") as lines:
-                    verdict = verify_export(lines, anchors)
+                    verdict = verify_export(lines, anchors, conflicts)
             except (OSError, ValueError) as error:
                 raise CommandError(f"{options['from_export']}: {error}") from error
         else:
             if options["processes"] is not None and options["processes"] < 1:
                 raise CommandError("--processes must be at least 1")
-            verdict = verify_chain(anchors=anchors, processes=options["processes"])
+            verdict = verify_chain(anchors=anchors, processes=options["processes"], anchor_conflicts=conflicts)
         self.stdout.write(orjson.dumps(verdict.as_dict()).decode())
         if not verdict.ok:
             raise CommandError(f"the audit chain breaks at seq {verdict.broken_seq} ({verdict.reason})")
