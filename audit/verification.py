@@ -124,9 +124,12 @@ def _verify_with_orm(anchors: dict[int, str]) -> Verdict:
     return verdict
 
 
-def orm_rows() -> Iterator[Row]:
+def orm_rows(after_seq: int = 0, up_to_seq: int | None = None) -> Iterator[Row]:
     columns = ("seq", "at", "actor", "kind", "action_id", "rollback_id", "data", "prev_hash", "hash")
-    for seq, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash in (
-        AuditEvent.objects.order_by("seq").values_list(*columns).iterator(chunk_size=5000)
-    ):
+    events = AuditEvent.objects.filter(seq__gt=after_seq).order_by("seq")
+    if up_to_seq is not None:
+        events = events.filter(seq__lte=up_to_seq)
+    for seq, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash in events.values_list(
+        *columns
+    ).iterator(chunk_size=5000):
         yield row_of(seq, format_at(at), actor, kind, action_id, rollback_id, data, prev_hash, stored_hash)
