@@ -30,6 +30,7 @@ BEYOND_HEAD = "beyond_head"  # events exist past the head row: written around re
 ANCHOR = "anchor"  # an anchor written out earlier names another hash for this seq: rewritten and rehashed
 ANCHOR_MISSING = "anchor_missing"  # an anchor names a seq the trail no longer reaches: its tail was removed
 ANCHOR_CONFLICT = "anchor_conflict"  # two anchors name different hashes for one seq: one of them is forged
+CHECKPOINT = "checkpoint"  # the event a checkpoint ends at no longer has the hash verified then: the prefix changed
 
 
 def _default(value: Any) -> Any:
@@ -204,6 +205,7 @@ class Verdict:
     reason: str | None = None
     anchor: tuple[int, str] | None = None
     anchors_checked: int = 0
+    since_checkpoint: int | None = None  # an incremental check: the seq it started after
 
     def as_dict(self) -> dict[str, object]:
         if self.ok:
@@ -214,6 +216,8 @@ class Verdict:
                 report["anchor"] = {"seq": self.anchor[0], "hash": self.anchor[1]}
         if self.anchors_checked:
             report["anchors_checked"] = self.anchors_checked
+        if self.since_checkpoint is not None:
+            report["since_checkpoint"] = self.since_checkpoint
         return report
 
 

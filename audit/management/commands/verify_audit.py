@@ -5,20 +5,26 @@ import orjson
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.chain import merge_anchors, verify_export
-from audit.verification import verify_chain
+from audit.verification import verify_and_checkpoint, verify_since_checkpoint
 
 
 class Command(BaseCommand):
     help = (
         "Recompute the audit chain and print {ok, events, head} or {ok, events, broken_seq}; exit non-zero when "
-        "it is broken. --anchor also holds it against anchors written out earlier; --from-export checks an "
+        "it is broken. Only what follows the last checkpoint is read unless --full is given. --anchor also holds it "
+        "against anchors written out earlier; --from-export checks an "
         "export_audit file instead of the database."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--anchor", action="append", default=[], metavar="FILE", help="anchor file (repeatable)")
         parser.add_argument("--from-export", metavar="FILE", help="verify this export without the database")
-        parser.add_argument("--processes", type=int, default=None, help="processes to use on PostgreSQL")
+        parser.add_argument("--processes", type=int, default=None, help="processes to use on PostgreSQL (--full)")
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="recompute the whole trail (default: only what follows the last checkpoint, when there is one)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         anchors: dict[int, str] = {}
@@ -38,7 +44,12 @@ class Command(BaseCommand):
         else:
             if options["processes"] is not None and options["processes"] < 1:
                 raise CommandError("--processes must be at least 1")
-            verdict = verify_chain(anchors=anchors, processes=options["processes"], anchor_conflicts=conflicts)
+            if options["full"]:
+                verdict = verify_and_checkpoint(
+                    anchors=anchors, processes=options["processes"], anchor_conflicts=conflicts
+                )
+            else:
+                verdict = verify_since_checkpoint(anchors=anchors, anchor_conflicts=conflicts)
         self.stdout.write(orjson.dumps(verdict.as_dict()).decode())
         if not verdict.ok:
             raise CommandError(f"the audit chain breaks at seq {verdict.broken_seq} ({verdict.reason})")
