@@ -30,8 +30,6 @@ from typing import Any
 FORMAT = "rollback-console-audit/1"
 GENESIS_HASH = "0" * 64
 HEX_HASH = re.compile(r"[0-9a-f]{64}")
-CANONICAL_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
-EVENT_KEYS = {"seq", "at", "actor", "kind", "action", "rollback", "data", "prev_hash", "hash"}
 
 # What broke first, as `reason` (docs/audit.md explains each).
 MALFORMED, MISSING, PREV_HASH, HASH, HEAD = "malformed", "missing", "prev_hash", "hash", "head"
@@ -50,72 +48,26 @@ def json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-_strings: dict[str, bytes] = {}
+# An event line exactly as the exporter writes it. The fields are taken from the line as bytes: the hash covers
+# those very bytes, so what a reader of the line sees is what was hashed, and nothing is parsed and re-encoded.
+EVENT_LINE = re.compile(
+    rb'\{"seq":(0|[1-9][0-9]*),"at":"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z)",'
+    rb'"actor":("(?:[^"\\\x00-\x1f]|\\.)*"),"kind":("(?:[^"\\\x00-\x1f]|\\.)*"),'
+    rb'"action":(null|-?[0-9]+),"rollback":(null|-?[0-9]+),"data":(\{.*\}),'
+    rb'"prev_hash":"([0-9a-f]{64})","hash":"([0-9a-f]{64})"\}',
+    re.DOTALL,
+)
+CANONICAL = b'{"action":%b,"actor":%b,"at":"%b","data":%b,"kind":%b,"prev_hash":"%b","rollback":%b,"seq":%b}'
 
 
-def json_string(value: str) -> bytes:
-    # Actors and kinds repeat endlessly: encode each distinct one once.
-    encoded = _strings.get(value)
-    if encoded is None:
-        encoded = _strings[value] = json_text(value).encode()
-    return encoded
-
-
-def id_token(value: int | None) -> bytes:
-    return b"null" if value is None else b"%d" % value
-
-
-def event_of(line: bytes) -> tuple[dict[str, Any], bytes]:
-    """The event on one line and the canonical bytes its hash covers. The line must be exactly what the exporter
-    writes, so the `data` text hashed here is the text a reader of the line sees."""
-    try:
-        event = json.loads(line)
-    except ValueError as error:
-        raise Malformed(str(error)) from None
-    if not isinstance(event, dict) or set(event) != EVENT_KEYS:
-        raise Malformed("not an object with the event's nine keys")
-    seq, at, actor, kind = event["seq"], event["at"], event["actor"], event["kind"]
-    action, rollback, prev_hash, stored_hash = event["action"], event["rollback"], event["prev_hash"], event["hash"]
-    if not (
-        type(seq) is int
-        and isinstance(at, str)
-        and CANONICAL_AT.fullmatch(at)
-        and isinstance(actor, str)
-        and isinstance(kind, str)
-        and all(value is None or type(value) is int for value in (action, rollback))
-        and all(isinstance(value, str) and HEX_HASH.fullmatch(value) for value in (prev_hash, stored_hash))
-        and isinstance(event["data"], dict)
-    ):
-        raise Malformed("a field has the wrong type or form")
-    prefix = b'{"seq":%d,"at":"%b","actor":%b,"kind":%b,"action":%b,"rollback":%b,"data":' % (
-        seq,
-        at.encode(),
-        json_string(actor),
-        json_string(kind),
-        id_token(action),
-        id_token(rollback),
-    )
-    tail = b',"prev_hash":"%b","hash":"%b"}' % (prev_hash.encode(), stored_hash.encode())
-    if not (line.startswith(prefix) and line.endswith(tail)):
-        raise Malformed("the line is not laid out as the exporter writes events")
-    data = line[len(prefix) : len(line) - len(tail)]
-    try:
-        alone = json.loads(data)  # one object, not `{},"data":{...}` hiding a second key
-    except ValueError:
-        raise Malformed("data is not one JSON object") from None
-    if not isinstance(alone, dict):
-        raise Malformed("data is not one JSON object")
-    canonical = b'{"action":%b,"actor":%b,"at":"%b","data":%b,"kind":%b,"prev_hash":"%b","rollback":%b,"seq":%d}' % (
-        id_token(action),
-        json_string(actor),
-        at.encode(),
-        data,
-        json_string(kind),
-        prev_hash.encode(),
-        id_token(rollback),
-        seq,
-    )
-    return event, canonical
+def event_of(line: bytes) -> tuple[int, bytes, bytes, bytes, bytes, bytes]:
+    """(seq, kind, data, prev_hash, hash, canonical bytes) of one event line; Malformed if it is not one."""
+    match = EVENT_LINE.fullmatch(line)
+    if match is None:
+        raise Malformed("not an event line as the exporter writes it")
+    seq, at, actor, kind, action, rollback, data, prev_hash, stored_hash = match.groups()
+    canonical = CANONICAL % (action, actor, at, data, kind, prev_hash, rollback, seq)
+    return int(seq), kind, data, prev_hash, stored_hash, canonical
 
 
 def read_anchors(path: Path) -> tuple[dict[int, str], set[int]]:
@@ -211,29 +163,29 @@ class Verifier:
         last_seq, last_hash = header["start"]["seq"], header["start"]["hash"]
         if anchors.get(last_seq, last_hash) != last_hash:
             return last_seq, ANCHOR, {"anchor": {"seq": last_seq, "hash": anchors[last_seq]}}
+        anchored = {seq: digest.encode() for seq, digest in anchors.items()}
+        last_hash_bytes = last_hash.encode()
         for line in lines:
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
             self.events += 1
             try:
-                event, canonical = event_of(line)
+                seq, kind, data, prev_hash, stored_hash, canonical = event_of(line)
             except Malformed:
                 return last_seq + 1, MALFORMED, None
-            seq = event["seq"]
             if seq != last_seq + 1:
                 return last_seq + 1, MISSING, None
-            if event["prev_hash"] != last_hash:
+            if prev_hash != last_hash_bytes:
                 return seq, PREV_HASH, None
-            if sha256(canonical).hexdigest() != event["hash"]:
+            if sha256(canonical).hexdigest().encode() != stored_hash:
                 return seq, HASH, None
-            if seq in anchors and anchors[seq] != event["hash"]:
+            if seq in anchored and anchored[seq] != stored_hash:
                 return seq, ANCHOR, {"anchor": {"seq": seq, "hash": anchors[seq]}}
-            if event["kind"] == "policy.loaded":
-                data = event["data"]
-                if type(data.get("policy_version_id")) is int and isinstance(data.get("hash"), str):
-                    self.loaded[data["policy_version_id"]] = (seq, data["hash"])
-            last_seq, last_hash = seq, event["hash"]
+            if kind == b'"policy.loaded"':
+                self.note_policy_loaded(seq, data)
+            last_seq, last_hash_bytes = seq, stored_hash
+        last_hash = last_hash_bytes.decode()
         head = header["head"]
         if head["seq"] > last_seq:
             return last_seq + 1, MISSING, None
@@ -246,6 +198,16 @@ class Verifier:
             first = min(beyond)
             return last_seq + 1, ANCHOR_MISSING, {"anchor": {"seq": first, "hash": anchors[first]}}
         return None
+
+    def note_policy_loaded(self, seq: int, data: bytes) -> None:
+        """Remember which content hash the trail recorded for a policy version when it was loaded."""
+        loaded = json.loads(data)  # its hash held: the writer's own canonical JSON object
+        if (
+            isinstance(loaded, dict)
+            and type(loaded.get("policy_version_id")) is int
+            and isinstance(loaded.get("hash"), str)
+        ):
+            self.loaded[loaded["policy_version_id"]] = (seq, loaded["hash"])
 
     @property
     def index(self) -> list[dict[str, Any]]:
