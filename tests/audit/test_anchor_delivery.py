@@ -95,6 +95,13 @@ def test_the_receiver_gets_each_anchor_once_signed_and_in_order_after_an_outage(
     assert not AnchorDelivery.objects.filter(delivered_at=None).exists()
 
 
+def test_the_anchor_command_posts_the_anchor_at_once(cast, receiver):
+    record(1)
+    call_command("anchor_audit", stdout=io.StringIO())
+    [(body, _)] = receiver.received
+    assert [body] == file_lines()
+
+
 def test_a_refused_connection_leaves_the_anchor_pending_and_the_trail_writable(cast, receiver, settings):
     receiver.close()
     record(1)
