@@ -86,7 +86,8 @@ def write_bundle(
             from_seq, to_seq = selected[0], selected[-1]
         first = 1 if from_seq is None else from_seq
         last = head_seq if to_seq is None else to_seq
-        if first < 1 or last > head_seq or first > last:
+        empty_trail = head_seq == 0 and from_seq is None and to_seq is None
+        if not empty_trail and (first < 1 or last > head_seq or first > last):
             raise BundleError(f"the range must lie within 1..{head_seq} (the trail's head), from before to")
         whole = first == 1 and last == head_seq
         start = (first - 1, _hash_at(first - 1))
