@@ -208,8 +208,13 @@ def _post_anchor(url: str, secret: str, delivery: AnchorDelivery) -> str:
     return "" if 200 <= status < 300 else f"answered {status}"
 
 
-def record_checkpoint(seq: int, digest: str, *, full: bool) -> AuditCheckpoint:
-    """Remember that the trail up to `seq` (ending in `digest`) was verified, and write it out as an anchor."""
-    checkpoint = AuditCheckpoint.objects.create(seq=seq, hash=digest, full=full)
-    write_anchor({"seq": seq, "hash": digest, "at": timezone.now().isoformat(), "checkpoint": True})
-    return checkpoint
+def record_checkpoint(seq: int, digest: str, *, full: bool) -> AuditCheckpoint | None:
+    """Remember that the trail up to `seq` (ending in `digest`) was verified, and write it out as an anchor. A
+    checkpoint that could not be anchored is not kept (a verification run where the anchor file is not writable
+    still gives its verdict; the next one starts from the previous checkpoint)."""
+    try:
+        write_anchor({"seq": seq, "hash": digest, "at": timezone.now().isoformat(), "checkpoint": True})
+    except OSError as error:
+        logger.warning("checkpoint at seq %s not kept: its anchor could not be written: %s", seq, error)
+        return None
+    return AuditCheckpoint.objects.create(seq=seq, hash=digest, full=full)

@@ -77,6 +77,7 @@ def test_anchor_deliveries_and_checkpoints_are_listed_and_nobody_can_add_change_
     record(1)
     anchor_audit_head()
     checkpoint = record_checkpoint(*head(), full=True)
+    assert checkpoint is not None
     delivery = AnchorDelivery.objects.first()
     for model, row, listing in (
         (AnchorDelivery, delivery, "/admin/audit/anchordelivery/"),

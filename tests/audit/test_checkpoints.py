@@ -124,7 +124,7 @@ def test_an_unchanged_trail_adds_no_checkpoint(cast):
 
 def test_the_periodic_task_verifies_since_the_checkpoint_every_ten_minutes(cast):
     record(2)
-    record_checkpoint(*head(), full=True)
+    assert record_checkpoint(*head(), full=True) is not None
     record(2)
     verify_audit_trail.apply()
     assert AuditCheckpoint.objects.latest().seq == head()[0]
@@ -145,3 +145,13 @@ def test_the_periodic_task_logs_a_broken_trail(cast, caplog):
         AuditEvent.objects.filter(seq=last).update(kind="forged")
     verify_audit_trail.apply()
     assert "the audit trail is broken" in caplog.text
+
+
+def test_a_verification_that_cannot_write_its_anchor_still_answers_and_keeps_no_checkpoint(cast, settings, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    settings.AUDIT_ANCHOR_PATH = str(blocker / "anchors.jsonl")  # under a file: cannot be created
+    record(2)
+    report, ok = verify()
+    assert ok and report["head"] == head()[1]
+    assert not AuditCheckpoint.objects.exists()
