@@ -155,3 +155,12 @@ def test_a_verification_that_cannot_write_its_anchor_still_answers_and_keeps_no_
     report, ok = verify()
     assert ok and report["head"] == head()[1]
     assert not AuditCheckpoint.objects.exists()
+
+
+def test_choosing_processes_verifies_the_whole_trail(cast):
+    record(2)
+    verify()
+    record(1)
+    report, ok = verify("--processes", "1")
+    assert ok and "since_checkpoint" not in report
+    assert AuditCheckpoint.objects.latest().full

@@ -19,7 +19,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--anchor", action="append", default=[], metavar="FILE", help="anchor file (repeatable)")
         parser.add_argument("--from-export", metavar="FILE", help="verify this export without the database")
-        parser.add_argument("--processes", type=int, default=None, help="processes to use on PostgreSQL (--full)")
+        parser.add_argument(
+            "--processes", type=int, default=None, help="processes to use on PostgreSQL (implies --full)"
+        )
         parser.add_argument(
             "--full",
             action="store_true",
@@ -44,7 +46,8 @@ class Command(BaseCommand):
         else:
             if options["processes"] is not None and options["processes"] < 1:
                 raise CommandError("--processes must be at least 1")
-            if options["full"]:
+            # --processes only means something to a full verification, which it asked for before checkpoints.
+            if options["full"] or options["processes"] is not None:
                 verdict = verify_and_checkpoint(
                     anchors=anchors, processes=options["processes"], anchor_conflicts=conflicts
                 )
