@@ -9,23 +9,14 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
-from audit.models import AuditEvent
+from audit.models import AnchorDelivery, AuditCheckpoint, AuditEvent
 from audit.verification import verify_chain
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("seq", "at", "actor", "kind", "action_id", "rollback_id", "short_hash")
-    list_filter = ("kind",)
-    search_fields = ("kind", "actor")
-    ordering = ("-seq",)
-    actions = None
-    show_full_result_count = False  # counting a long trail twice per page is the slowest part of the page
-    readonly_fields = ("seq", "at", "actor", "kind", "action_id", "rollback_id", "data", "prev_hash", "hash")
+class _ReadOnly(admin.ModelAdmin):
+    """The audit app's tables are shown, never edited, in admin."""
 
-    @admin.display(description="hash")
-    def short_hash(self, event: AuditEvent) -> str:
-        return f"{event.hash[:12]}…"
+    actions = None
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -35,6 +26,20 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(_ReadOnly):
+    list_display = ("seq", "at", "actor", "kind", "action_id", "rollback_id", "short_hash")
+    list_filter = ("kind",)
+    search_fields = ("kind", "actor")
+    ordering = ("-seq",)
+    show_full_result_count = False  # counting a long trail twice per page is the slowest part of the page
+    readonly_fields = ("seq", "at", "actor", "kind", "action_id", "rollback_id", "data", "prev_hash", "hash")
+
+    @admin.display(description="hash")
+    def short_hash(self, event: AuditEvent) -> str:
+        return f"{event.hash[:12]}…"
 
     def get_urls(self) -> list[URLPattern]:
         verify = self.admin_site.admin_view(self.verify_view)
@@ -50,3 +55,18 @@ class AuditEventAdmin(admin.ModelAdmin):
             "verification": verify_chain().as_dict(),
         }
         return TemplateResponse(request, "admin/audit/auditevent/verify.html", context)
+
+
+@admin.register(AnchorDelivery)
+class AnchorDeliveryAdmin(_ReadOnly):
+    """Whether AUDIT_ANCHOR_URL takes the anchors: a pending row with attempts says the receiver is failing."""
+
+    list_display = ("seq", "created_at", "delivered_at", "attempts", "last_error")
+    list_filter = (("delivered_at", admin.EmptyFieldListFilter),)
+    readonly_fields = ("seq", "hash", "line", "created_at", "attempts", "delivered_at", "last_error")
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(_ReadOnly):
+    list_display = ("seq", "verified_at", "full", "hash")
+    readonly_fields = ("seq", "hash", "verified_at", "full")

@@ -29,6 +29,8 @@ HEAD = "head"  # the chain head row disagrees with the last event
 BEYOND_HEAD = "beyond_head"  # events exist past the head row: written around record_events
 ANCHOR = "anchor"  # an anchor written out earlier names another hash for this seq: rewritten and rehashed
 ANCHOR_MISSING = "anchor_missing"  # an anchor names a seq the trail no longer reaches: its tail was removed
+ANCHOR_CONFLICT = "anchor_conflict"  # two anchors name different hashes for one seq: one of them is forged
+CHECKPOINT = "checkpoint"  # the event a checkpoint ends at no longer has the hash verified then: the prefix changed
 
 
 def _default(value: Any) -> Any:
@@ -203,6 +205,7 @@ class Verdict:
     reason: str | None = None
     anchor: tuple[int, str] | None = None
     anchors_checked: int = 0
+    since_checkpoint: int | None = None  # an incremental check: the seq it started after
 
     def as_dict(self) -> dict[str, object]:
         if self.ok:
@@ -213,6 +216,8 @@ class Verdict:
                 report["anchor"] = {"seq": self.anchor[0], "hash": self.anchor[1]}
         if self.anchors_checked:
             report["anchors_checked"] = self.anchors_checked
+        if self.since_checkpoint is not None:
+            report["since_checkpoint"] = self.since_checkpoint
         return report
 
 
@@ -223,20 +228,39 @@ def join_scans(
     head_hash: str,
     anchors: Mapping[int, str] | None = None,
     events: int | None = None,
+    conflicts: Iterable[int] = (),
+    start_seq: int = 0,
+    start_hash: str = GENESIS_HASH,
 ) -> Verdict:
     """Join runs scanned in seq order (each may be empty) and hold the result against the head row and anchors.
 
     Without `events`, the runs' own counts stand in: exact when the chain is whole, and only a lower bound when
-    a run stopped early, so callers that can count the whole trail pass it (or replace it) for a broken one."""
-    anchors = anchors or {}
-    scans = list(scans)
-    if events is None:
-        events = sum(scan.count for scan in scans)
+    a run stopped early, so callers that can count the whole trail pass it (or replace it) for a broken one.
+    `start_seq`/`start_hash` name the event before the first run (a range export starts after seq 0)."""
+    verdict = _join_scans(list(scans), head_seq, head_hash, anchors or {}, events, start_seq, start_hash)
+    conflicted = min(conflicts, default=None)
+    if conflicted is not None and (verdict.broken_seq is None or conflicted <= verdict.broken_seq):
+        return Verdict(ok=False, events=verdict.events, broken_seq=conflicted, reason=ANCHOR_CONFLICT)
+    return verdict
+
+
+def _join_scans(
+    scans: list[Scan],
+    head_seq: int,
+    head_hash: str,
+    anchors: Mapping[int, str],
+    events: int | None,
+    start_seq: int,
+    start_hash: str,
+) -> Verdict:
+    total = sum(scan.count for scan in scans) if events is None else events
 
     def broken(seq: int, reason: str, anchor: tuple[int, str] | None = None) -> Verdict:
-        return Verdict(ok=False, events=events, broken_seq=seq, reason=reason, anchor=anchor)
+        return Verdict(ok=False, events=total, broken_seq=seq, reason=reason, anchor=anchor)
 
-    last_seq, last_hash = 0, GENESIS_HASH
+    last_seq, last_hash = start_seq, start_hash
+    if start_seq in anchors and anchors[start_seq] != start_hash:
+        return broken(start_seq, ANCHOR, (start_seq, anchors[start_seq]))
     for scan in scans:
         if scan.count == 0 and scan.broken_seq is None:
             continue
@@ -257,7 +281,8 @@ def join_scans(
     if beyond:
         first = min(beyond)
         return broken(last_seq + 1, ANCHOR_MISSING, (first, anchors[first]))
-    return Verdict(ok=True, events=events, head=last_hash, anchors_checked=len(anchors))
+    checked = sum(1 for seq in anchors if seq >= start_seq)
+    return Verdict(ok=True, events=total, head=last_hash, anchors_checked=checked)
 
 
 _COPY_ESCAPES = {b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v"}
@@ -363,10 +388,17 @@ def copy_rows(conn: Any, sql: str) -> Generator[list[bytes], None, None]:
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")
 
 
-def parse_anchors(lines: Iterable[str | bytes]) -> dict[int, str]:
-    """Anchor lines `{"seq", "hash", "at"}` as {seq: hash}. Lines are appended in time order, so when two name
-    the same seq the older one wins: a later anchor may have been taken after a rewrite."""
+def parse_anchors(lines: Iterable[str | bytes], conflicts: set[int] | None = None) -> dict[int, str]:
+    """Anchor lines `{"seq", "hash", "at"}` as {seq: hash}, the older line kept when two name one seq. Two anchors
+    that name different hashes for one seq are added to `conflicts`: the verdict is then `anchor_conflict`, since
+    no verifier can tell which one was forged."""
     anchors: dict[int, str] = {}
+    merge_anchors(lines, anchors, set() if conflicts is None else conflicts)
+    return anchors
+
+
+def merge_anchors(lines: Iterable[str | bytes], anchors: dict[int, str], conflicts: set[int]) -> None:
+    """Add the anchors of one more file (or receiver log) to `anchors`, noting seqs that disagree in `conflicts`."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -377,17 +409,24 @@ def parse_anchors(lines: Iterable[str | bytes]) -> dict[int, str]:
             raise ValueError(f'anchor line {number} is not {{"seq", "hash", "at"}}: {error}') from error
         if type(seq) is not int or seq < 0 or not isinstance(digest, str) or not _HEX_HASH.fullmatch(digest):
             raise ValueError(f"anchor line {number} has a bad seq or hash")
-        if seq > 0:  # an anchor of the empty trail says nothing
-            anchors.setdefault(seq, digest)
-    return anchors
+        # An anchor of the empty trail (seq 0) says nothing.
+        if seq > 0 and anchors.setdefault(seq, digest) != digest:
+            conflicts.add(seq)
 
 
 EXPORT_FORMAT = "rollback-console-audit/1"
 
 
-def export_header(head_seq: int, head_hash: str, exported_at: str) -> bytes:
-    head = {"seq": head_seq, "hash": head_hash}
-    return orjson.dumps({"format": EXPORT_FORMAT, "head": head, "exported_at": exported_at})
+def export_header(
+    head_seq: int, head_hash: str, exported_at: str, start: tuple[int, str] | None = None, **extra: Any
+) -> bytes:
+    """The export's first line. `head` is the last event exported; a range export also names `start`, the event
+    before its first one (seq and hash), which its first event must point at."""
+    header: dict[str, Any] = {"format": EXPORT_FORMAT, "head": {"seq": head_seq, "hash": head_hash}}
+    if start is not None:
+        header["start"] = {"seq": start[0], "hash": start[1]}
+    header["exported_at"] = exported_at
+    return orjson.dumps({**header, **extra})
 
 
 def export_line(row: Row) -> bytes:
@@ -428,14 +467,24 @@ def _row_from_export(line: bytes) -> Row:
     return row_of(seq, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash)
 
 
-def verify_export(lines: Iterable[bytes], anchors: Mapping[int, str] | None = None) -> Verdict:
+def verify_export(
+    lines: Iterable[bytes], anchors: Mapping[int, str] | None = None, conflicts: Iterable[int] = ()
+) -> Verdict:
     """Check an export without the database: every event's hash, the links between them, the head the export
-    was taken at, and any anchors. `events` counts the event lines."""
+    was taken at, and any anchors. `events` counts the event lines. A range export is checked from its `start`."""
     lines = iter(lines)
     try:
         header = orjson.loads(next(lines))
         head_seq, head_hash = header["head"]["seq"], header["head"]["hash"]
-        if header.get("format") != EXPORT_FORMAT or type(head_seq) is not int or not isinstance(head_hash, str):
+        start = header.get("start", {"seq": 0, "hash": GENESIS_HASH})
+        start_seq, start_hash = start["seq"], start["hash"]
+        if (
+            header.get("format") != EXPORT_FORMAT
+            or type(head_seq) is not int
+            or not isinstance(head_hash, str)
+            or type(start_seq) is not int
+            or not isinstance(start_hash, str)
+        ):
             raise ValueError
     except (StopIteration, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"not an audit export: the first line must be its header ({EXPORT_FORMAT})") from error
@@ -463,6 +512,15 @@ def verify_export(lines: Iterable[bytes], anchors: Mapping[int, str] | None = No
             read += 1
     if malformed_after and scan.broken_seq is None:
         if scan.count == 0:
-            return Verdict(ok=False, events=read, broken_seq=1, reason=MALFORMED)
-        scan.broken_seq, scan.reason = malformed_after[0] + 1, MALFORMED
-    return join_scans([scan], head_seq=head_seq, head_hash=head_hash, anchors=anchors, events=read)
+            scan.first_seq, scan.first_prev_hash = start_seq + 1, start_hash
+        scan.broken_seq, scan.reason = max(malformed_after[0], start_seq) + 1, MALFORMED
+    return join_scans(
+        [scan],
+        head_seq=head_seq,
+        head_hash=head_hash,
+        anchors=anchors,
+        events=read,
+        conflicts=conflicts,
+        start_seq=start_seq,
+        start_hash=start_hash,
+    )

@@ -23,15 +23,15 @@ def write_export(out: IO[bytes]) -> int:
         head_seq, head_hash = chain_head()
         out.write(export_header(head_seq, head_hash, timezone.now().isoformat()) + b"\n")
         if connection.vendor != "postgresql":
-            return _write_lines(out, orm_rows())
+            return write_lines(out, orm_rows())
         rows = copy_rows(connection.connection, postgres_copy_sql(0, LAST_SEQ))
         try:
-            return _write_lines(out, rows)
+            return write_lines(out, rows)
         finally:
             rows.close()
 
 
-def _write_lines(out: IO[bytes], rows: Iterable[Row]) -> int:
+def write_lines(out: IO[bytes], rows: Iterable[Row]) -> int:
     written = 0
     lines: list[bytes] = []
     for row in rows:

@@ -72,3 +72,42 @@ class AuditLink(models.Model):
 
     def __str__(self) -> str:
         return f"rollback {self.rollback_id} covers action {self.action_id}"
+
+
+class AnchorDelivery(models.Model):
+    """An anchor line on its way to `AUDIT_ANCHOR_URL`, the second place anchors are kept. The file is written
+    first; this row lets a receiver outage delay the copy instead of losing it: pending rows are posted in order,
+    each until the receiver accepts it once. Operational, not evidence: the anchor line itself is the evidence."""
+
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    line = models.TextField(help_text="The anchor's JSON line exactly as written to the file and posted.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["delivered_at", "id"], name="audit_anchor_pending")]
+
+    def __str__(self) -> str:
+        return f"anchor #{self.seq} ({'delivered' if self.delivered_at else 'pending'})"
+
+
+class AuditCheckpoint(models.Model):
+    """A prefix of the trail (up to `seq`, ending in `hash`) that a verification recomputed whole. The next check
+    starts after it instead of from seq 1; each checkpoint is also written out as an anchor, so a checkpoint row
+    forged in the database disagrees with the anchor written when it was made."""
+
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    verified_at = models.DateTimeField(auto_now_add=True)
+    full = models.BooleanField(help_text="Whether the verification that made it recomputed the whole trail.")
+
+    class Meta:
+        ordering = ["-seq", "-id"]
+        get_latest_by = ["seq", "id"]
+
+    def __str__(self) -> str:
+        return f"verified up to #{self.seq}"

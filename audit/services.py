@@ -1,6 +1,12 @@
 """The only writer of the audit trail."""
 
+import hashlib
+import hmac
+import logging
 import os
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -13,9 +19,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.chain import GENESIS_HASH, canonical_data, event_hash, format_at
-from audit.models import AuditChainHead, AuditEvent, AuditLink
+from audit.models import AnchorDelivery, AuditChainHead, AuditCheckpoint, AuditEvent, AuditLink
 
 SYSTEM = "system"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,16 +125,96 @@ def record_standalone_event(kind: str, *, actor: str, data: Mapping[str, Any] | 
 def anchor_audit_head(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Append the chain head as a JSON line `{"seq", "hash", "at"}` to a file outside the database (by default
     settings.AUDIT_ANCHOR_PATH): a superuser who rewrites and rehashes the trail, or deletes its newest events,
-    cannot change what was already written there, and `verify_audit --anchor` holds the chain against it."""
+    cannot change what was already written there, and `verify_audit --anchor` holds the chain against it.
+    With `AUDIT_ANCHOR_URL` set the same line is also queued for the receiver there (`deliver_anchors`)."""
     seq, digest = AuditChainHead.objects.filter(pk=1).values_list("seq", "hash").first() or (0, GENESIS_HASH)
-    anchor = {"seq": seq, "hash": digest, "at": timezone.now().isoformat()}
+    anchor: dict[str, Any] = {"seq": seq, "hash": digest, "at": timezone.now().isoformat()}
+    write_anchor(anchor, path)
+    return anchor
+
+
+def write_anchor(anchor: Mapping[str, Any], path: str | os.PathLike[str] | None = None) -> bytes:
+    """Append one anchor line to the anchor file and queue it for the anchor receiver; returns the line."""
+    line = orjson.dumps(anchor)
     target = Path(path or settings.AUDIT_ANCHOR_PATH)
     target.parent.mkdir(parents=True, exist_ok=True)
     # One write of one short line to a file opened for appending: beat and the command never interleave.
     descriptor = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
-        os.write(descriptor, orjson.dumps(anchor) + b"\n")
+        os.write(descriptor, line + b"\n")
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-    return anchor
+    if settings.AUDIT_ANCHOR_URL:
+        AnchorDelivery.objects.create(seq=anchor["seq"], hash=anchor["hash"], line=line.decode())
+    return line
+
+
+def anchor_signature(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """`X-Rollback-Signature` as the contract's webhooks carry it: `t=UNIX,v1=HMAC-SHA256(secret, "{t}.{body}")`.
+    Written here too because audit imports no other app of ours; tests hold it against the webhooks' verifier."""
+    t = int(time.time()) if timestamp is None else timestamp
+    return f"t={t},v1={hmac.new(secret.encode(), f'{t}.'.encode() + body, hashlib.sha256).hexdigest()}"
+
+
+def deliver_anchors() -> int:
+    """Post the pending anchor lines to `AUDIT_ANCHOR_URL` in the order they were written; returns how many the
+    receiver accepted (2xx). The first refusal stops the round, so anchors arrive in order; what is left waits
+    for the next round (every minute by beat, and after each anchor). Each line carries
+    `Idempotency-Key: anchor-{seq}-{hash}`, so a receiver that did take a line whose answer was lost can tell."""
+    url, secret = settings.AUDIT_ANCHOR_URL, settings.AUDIT_ANCHOR_SECRET
+    if not url:
+        return 0
+    delivered = 0
+    with transaction.atomic():
+        # skip_locked: a second round running meanwhile (beat and the command) leaves these to this one.
+        pending = AnchorDelivery.objects.select_for_update(skip_locked=True).filter(delivered_at=None).order_by("id")
+        for delivery in pending:
+            delivery.attempts += 1
+            error = "AUDIT_ANCHOR_SECRET is not set: anchors are not posted unsigned" if not secret else ""
+            if not error:
+                error = _post_anchor(url, secret, delivery)
+            if error:
+                delivery.last_error = error[:1000]
+                delivery.save(update_fields=["attempts", "last_error"])
+                logger.warning("anchor %s not delivered to %s: %s", delivery.seq, url, error)
+                break
+            delivery.delivered_at, delivery.last_error = timezone.now(), ""
+            delivery.save(update_fields=["attempts", "delivered_at", "last_error"])
+            delivered += 1
+    return delivered
+
+
+def _post_anchor(url: str, secret: str, delivery: AnchorDelivery) -> str:
+    """Post one anchor line; the error as text, or "" when the receiver took it."""
+    body = delivery.line.encode()
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"anchor-{delivery.seq}-{delivery.hash}",
+            "X-Rollback-Signature": anchor_signature(secret, body),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+            status = response.status
+    except urllib.error.HTTPError as refusal:
+        status = refusal.code
+    except (OSError, ValueError) as failure:  # refused, timed out, unreachable, a bad URL
+        return f"no answer: {failure}"
+    return "" if 200 <= status < 300 else f"answered {status}"
+
+
+def record_checkpoint(seq: int, digest: str, *, full: bool) -> AuditCheckpoint | None:
+    """Remember that the trail up to `seq` (ending in `digest`) was verified, and write it out as an anchor. A
+    checkpoint that could not be anchored is not kept (a verification run where the anchor file is not writable
+    still gives its verdict; the next one starts from the previous checkpoint)."""
+    try:
+        write_anchor({"seq": seq, "hash": digest, "at": timezone.now().isoformat(), "checkpoint": True})
+    except OSError as error:
+        logger.warning("checkpoint at seq %s not kept: its anchor could not be written: %s", seq, error)
+        return None
+    return AuditCheckpoint.objects.create(seq=seq, hash=digest, full=full)

@@ -7,7 +7,7 @@ same snapshot, so they see exactly the rows the head row was read with.
 
 import dataclasses
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import get_context
@@ -15,6 +15,9 @@ from multiprocessing import get_context
 from django.db import connection, transaction
 
 from audit.chain import (
+    ANCHOR,
+    ANCHOR_CONFLICT,
+    CHECKPOINT,
     GENESIS_HASH,
     Row,
     Scan,
@@ -26,22 +29,35 @@ from audit.chain import (
     scan_postgres_range,
     scan_rows,
 )
-from audit.models import AuditChainHead, AuditEvent
+from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from audit.services import record_checkpoint
 
 # Below this many events a second process costs more to start than it saves.
 PARALLEL_FROM = 150_000
 
 
-def verify_chain(*, anchors: Mapping[int, str] | None = None, processes: int | None = None) -> Verdict:
+def verify_chain(
+    *,
+    anchors: Mapping[int, str] | None = None,
+    processes: int | None = None,
+    anchor_conflicts: Iterable[int] = (),
+) -> Verdict:
     """Recompute every event's hash in seq order and report the first seq that breaks.
 
-    `processes` caps the processes used on PostgreSQL (default: one per core, at most 4)."""
+    `processes` caps the processes used on PostgreSQL (default: one per core, at most 4). `anchor_conflicts` are
+    seqs for which the anchors disagree (`merge_anchors`): the first is a break of its own."""
     anchors = dict(anchors or {})
     if connection.vendor == "postgresql":
         if processes is None:
             processes = min(os.cpu_count() or 1, 4)
-        return _verify_postgres(anchors, processes)
-    return _verify_with_orm(anchors)
+        verdict = _verify_postgres(anchors, processes)
+    else:
+        verdict = _verify_with_orm(anchors)
+    conflicts = sorted(anchor_conflicts)
+    if conflicts and (verdict.broken_seq is None or conflicts[0] <= verdict.broken_seq):
+        events = verdict.events if not verdict.ok else AuditEvent.objects.count()
+        verdict = Verdict(ok=False, events=events, broken_seq=conflicts[0], reason=ANCHOR_CONFLICT)
+    return verdict
 
 
 @contextmanager
@@ -111,9 +127,75 @@ def _verify_with_orm(anchors: dict[int, str]) -> Verdict:
     return verdict
 
 
-def orm_rows() -> Iterator[Row]:
+def orm_rows(after_seq: int = 0, up_to_seq: int | None = None) -> Iterator[Row]:
     columns = ("seq", "at", "actor", "kind", "action_id", "rollback_id", "data", "prev_hash", "hash")
-    for seq, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash in (
-        AuditEvent.objects.order_by("seq").values_list(*columns).iterator(chunk_size=5000)
-    ):
+    events = AuditEvent.objects.filter(seq__gt=after_seq).order_by("seq")
+    if up_to_seq is not None:
+        events = events.filter(seq__lte=up_to_seq)
+    for seq, at, actor, kind, action_id, rollback_id, data, prev_hash, stored_hash in events.values_list(
+        *columns
+    ).iterator(chunk_size=5000):
         yield row_of(seq, format_at(at), actor, kind, action_id, rollback_id, data, prev_hash, stored_hash)
+
+
+def verify_since_checkpoint(
+    *, anchors: Mapping[int, str] | None = None, anchor_conflicts: Iterable[int] = ()
+) -> Verdict:
+    """Verify only what was appended after the newest checkpoint, and checkpoint the head when it holds. The
+    checkpoint's own event must still carry the hash it had (a rewrite of the prefix rehashed through it changes
+    it), and anchors inside the prefix are held against their events one by one. What this cannot see (a row
+    inside the prefix changed without touching those events) `verify_audit --full` finds: run it now and then.
+    Without a checkpoint this is the full verification."""
+    anchors = dict(anchors or {})
+    checkpoint = AuditCheckpoint.objects.order_by("-seq", "-id").first()
+    if checkpoint is None:
+        return verify_and_checkpoint(anchors=anchors, anchor_conflicts=anchor_conflicts)
+    with trail_snapshot():
+        verdict = _verify_after(checkpoint.seq, checkpoint.hash, anchors)
+        conflicts = sorted(anchor_conflicts)
+        if conflicts and (verdict.broken_seq is None or conflicts[0] <= verdict.broken_seq):
+            verdict = Verdict(ok=False, events=verdict.events, broken_seq=conflicts[0], reason=ANCHOR_CONFLICT)
+        if not verdict.ok:
+            verdict = dataclasses.replace(verdict, events=AuditEvent.objects.count())
+    if verdict.ok and verdict.events > checkpoint.seq:
+        record_checkpoint(verdict.events, verdict.head or GENESIS_HASH, full=False)
+    return dataclasses.replace(verdict, since_checkpoint=checkpoint.seq)
+
+
+def verify_and_checkpoint(
+    *, anchors: Mapping[int, str] | None = None, anchor_conflicts: Iterable[int] = (), processes: int | None = None
+) -> Verdict:
+    """The full verification, checkpointing the head when the whole trail holds."""
+    verdict = verify_chain(anchors=anchors, processes=processes, anchor_conflicts=anchor_conflicts)
+    if verdict.ok and verdict.events:
+        latest = AuditCheckpoint.objects.order_by("-seq", "-id").values_list("seq", flat=True).first()
+        if latest != verdict.events:
+            record_checkpoint(verdict.events, verdict.head or GENESIS_HASH, full=True)
+    return verdict
+
+
+def _verify_after(start_seq: int, start_hash: str, anchors: dict[int, str]) -> Verdict:
+    head_seq, head_hash = chain_head()
+    inside = {seq: digest for seq, digest in anchors.items() if seq <= start_seq}
+    stored = dict(AuditEvent.objects.filter(seq__in=[start_seq, *inside]).values_list("seq", "hash"))
+    problems = [(seq, ANCHOR) for seq, digest in inside.items() if stored.get(seq) != digest]
+    if stored.get(start_seq) != start_hash:
+        problems.append((start_seq, CHECKPOINT))
+    if problems:
+        seq, reason = min(problems)
+        anchor = (seq, inside[seq]) if reason == ANCHOR else None
+        return Verdict(ok=False, events=0, broken_seq=seq, reason=reason, anchor=anchor)
+    later = {seq: digest for seq, digest in anchors.items() if seq > start_seq}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT coalesce(max(seq), 0) FROM audit_auditevent")
+            (top,) = cursor.fetchone()
+        scan = scan_postgres_in(connection.connection, start_seq, max(top, start_seq), later)
+    else:
+        scan = scan_rows(orm_rows(after_seq=start_seq), later)
+    verdict = join_scans(
+        [scan], head_seq=head_seq, head_hash=head_hash, anchors=later, start_seq=start_seq, start_hash=start_hash
+    )
+    if verdict.ok:
+        verdict = dataclasses.replace(verdict, events=head_seq, anchors_checked=len(anchors))
+    return verdict

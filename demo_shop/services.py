@@ -1,13 +1,17 @@
 """Every write of the demo shop: answering reversal calls (webhook and python alike), taking customer
 notifications, and opening the books the demo starts from."""
 
+import fcntl
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -249,3 +253,23 @@ def send_email(customer: Customer, reference: str, subject: str, body: str, *, r
             "read": read,
         },
     )[0]
+
+
+def anchor_receiver_path() -> Path:
+    return Path(settings.VAR_DIR) / "demo-anchor-receiver.jsonl"
+
+
+def keep_anchor_line(line: bytes) -> bool:
+    """Append an anchor line to the receiver's file unless it is already there (a retried post whose answer was
+    lost); returns whether it was new. `verify_audit --anchor` reads the file like the product's own."""
+    target = anchor_receiver_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "a+b") as kept:
+        fcntl.flock(kept, fcntl.LOCK_EX)  # two posts at once must not both find the line absent
+        kept.seek(0)
+        if line in kept.read().splitlines():
+            return False
+        kept.write(line + b"\n")
+        kept.flush()
+        os.fsync(kept.fileno())
+    return True

@@ -6,4 +6,5 @@ app_name = "demo_shop"
 urlpatterns = [
     path("reversals", views.reversals, name="reversals"),
     path("notifications", views.notifications, name="notifications"),
+    path("anchors", views.anchors, name="anchors"),
 ]

@@ -1,6 +1,7 @@
 """The demo shop's two webhook receivers. The signature is the authentication: no session, no CSRF token."""
 
 import os
+import re
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
@@ -16,6 +17,7 @@ from demo_shop.services import (
     body_digest,
     deliver_notification,
     id_or_none,
+    keep_anchor_line,
 )
 from policies.methods.webhook import verify_signature
 from rollback_console.parsers import loads_json
@@ -99,3 +101,31 @@ def notifications(request: HttpRequest) -> JsonResponse:
     except Customer.DoesNotExist:
         return _refused(422, f"no customer {body['action'].get('subject')!r}")
     return JsonResponse({"status": "ok", "email": email.pk, "duplicate": not created})
+
+
+ANCHOR_SECRET_ENV = "AUDIT_ANCHOR_SECRET"
+_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+@csrf_exempt
+@require_POST
+def anchors(request: HttpRequest) -> JsonResponse:
+    """The demo's anchor receiver: the second place anchors are kept. A real one runs on another machine (a log
+    service, a write-once bucket); here it appends each signed line, once, to a file of its own under var/."""
+    secret = os.environ.get(ANCHOR_SECRET_ENV, "")
+    if not secret:
+        return _refused(503, f"the receiver has no {ANCHOR_SECRET_ENV} configured")
+    if not verify_signature(secret, request.headers.get("X-Rollback-Signature", ""), request.body):
+        return _refused(401, "missing, invalid or stale X-Rollback-Signature")
+    try:
+        anchor = json.loads(request.body)
+    except ValueError:
+        return _refused(400, "the body is not JSON")
+    if not (
+        isinstance(anchor, dict)
+        and type(anchor.get("seq")) is int
+        and isinstance(anchor.get("hash"), str)
+        and _HEX.fullmatch(anchor["hash"])
+    ):
+        return _refused(400, 'expected an anchor line {"seq", "hash", "at"}')
+    return JsonResponse({"status": "ok", "duplicate": not keep_anchor_line(request.body)})

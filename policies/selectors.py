@@ -1,5 +1,6 @@
 from django.db.models import QuerySet
 
+from audit.bundle import BundleManifest
 from policies.manifest import Manifest, build_manifest
 from policies.models import PolicyActivation, PolicyVersion
 
@@ -40,3 +41,12 @@ def policy_of(version_id: int) -> Manifest:
 def policy_versions() -> QuerySet[PolicyVersion]:
     """Every loaded policy version, newest first; for anyone who may file a rollback (versions are not secret)."""
     return PolicyVersion.objects.order_by("-id")
+
+
+def manifests_for_evidence() -> list[BundleManifest]:
+    """Every policy version as loaded, oldest first, for an audit evidence bundle (`export_audit --bundle`)."""
+    versions = PolicyVersion.objects.order_by("id").values_list("id", "label", "content_hash", "source", "loaded_at")
+    return [
+        BundleManifest(id=pk, label=label, content_hash=digest, source=source, loaded_at=loaded_at.isoformat())
+        for pk, label, digest, source, loaded_at in versions
+    ]

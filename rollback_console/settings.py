@@ -190,6 +190,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "anchor-audit-head": {"task": "audit.tasks.anchor_audit_head", "schedule": 300.0},
+    "deliver-audit-anchors": {"task": "audit.tasks.deliver_audit_anchors", "schedule": 60.0},
+    "verify-audit-since-checkpoint": {"task": "audit.tasks.verify_audit_trail", "schedule": 600.0},
     "resume-stalled-rollbacks": {"task": "rollbacks.tasks.resume_stalled_rollbacks", "schedule": 60.0},
 }
 
@@ -201,6 +203,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "rollback-console@localhost")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for the file-based backend of the demo
 
 AUDIT_ANCHOR_PATH = env_str("AUDIT_ANCHOR_PATH", str(VAR_DIR / "audit-anchors.jsonl"))
+# A second place for anchors, off this machine: each anchor line is also POSTed there, signed with the secret.
+AUDIT_ANCHOR_URL = env_str("AUDIT_ANCHOR_URL", "")
+AUDIT_ANCHOR_SECRET = env_str("AUDIT_ANCHOR_SECRET", "")
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5)

@@ -87,6 +87,13 @@ def rehash_from(seq: int) -> None:
     AuditChainHead.objects.filter(pk=1).update(seq=last, hash=previous)
 
 
+@pytest.fixture(autouse=True)
+def _anchors_in_a_temporary_file(tmp_path, settings):  # type: ignore[no-untyped-def]
+    """Verifications write checkpoints out as anchors: never into the project's own var/ from a test."""
+    settings.AUDIT_ANCHOR_PATH = str(tmp_path / "anchors" / "audit.jsonl")
+    settings.AUDIT_ANCHOR_URL = ""
+
+
 @pytest.fixture
 def client_for(cast) -> Callable[[Any], APIClient]:  # type: ignore[no-untyped-def]
     def make(user: Any) -> APIClient:

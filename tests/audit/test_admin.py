@@ -3,7 +3,8 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.test import Client
 
-from audit.models import AuditEvent
+from audit.models import AnchorDelivery, AuditCheckpoint, AuditEvent
+from audit.services import anchor_audit_head, record_checkpoint
 from tests.audit.conftest import head, postgres_only, record, triggers_disabled
 
 CHANGELIST = "/admin/audit/auditevent/"
@@ -67,3 +68,27 @@ class TestABrokenChainInAdmin:
         response = admin_client_.get(f"{CHANGELIST}verify/")
         assert response.context["verification"]["broken_seq"] == target.seq
         assert f"Chain broken at seq {target.seq}" in response.text
+
+
+def test_anchor_deliveries_and_checkpoints_are_listed_and_nobody_can_add_change_or_delete_them(
+    cast, admin_client_, settings
+):
+    settings.AUDIT_ANCHOR_URL = "http://127.0.0.1:9/anchors"
+    record(1)
+    anchor_audit_head()
+    checkpoint = record_checkpoint(*head(), full=True)
+    assert checkpoint is not None
+    delivery = AnchorDelivery.objects.first()
+    for model, row, listing in (
+        (AnchorDelivery, delivery, "/admin/audit/anchordelivery/"),
+        (AuditCheckpoint, checkpoint, "/admin/audit/auditcheckpoint/"),
+    ):
+        model_admin = admin.site._registry[model]
+        request = admin_client_.get(listing).wsgi_request
+        assert admin_client_.get(listing).status_code == 200
+        assert not model_admin.has_add_permission(request)
+        assert not model_admin.has_change_permission(request, row)
+        assert not model_admin.has_delete_permission(request, row)
+        assert admin_client_.post(f"{listing}{row.pk}/delete/", {"post": "yes"}).status_code == 403
+        assert admin_client_.post(f"{listing}{row.pk}/change/", {"seq": 1}).status_code == 403
+    assert AnchorDelivery.objects.count() == 2 and AuditCheckpoint.objects.count() == 1

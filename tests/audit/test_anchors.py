@@ -70,10 +70,50 @@ def test_an_anchor_file_that_is_not_anchors_is_refused(cast, tmp_path):
         call_command("verify_audit", "--anchor", str(tmp_path / "absent.jsonl"), stdout=io.StringIO())
 
 
-def test_when_two_anchors_name_one_seq_the_older_one_counts():
+def test_when_two_anchors_name_one_seq_the_older_one_is_kept_and_the_seq_noted_as_a_conflict():
     old, new = "a" * 64, "b" * 64
     lines = [orjson.dumps({"seq": 4, "hash": old, "at": "t1"}), orjson.dumps({"seq": 4, "hash": new, "at": "t2"})]
-    assert parse_anchors(lines) == {4: old}
+    conflicts: set[int] = set()
+    assert parse_anchors([*lines, lines[0]], conflicts) == {4: old}
+    assert conflicts == {4}
+
+
+def test_the_same_anchor_written_twice_is_no_conflict():
+    line = orjson.dumps({"seq": 4, "hash": "a" * 64, "at": "t1"})
+    conflicts: set[int] = set()
+    assert parse_anchors([line, line], conflicts) == {4: "a" * 64}
+    assert conflicts == set()
+
+
+def test_two_anchors_for_one_seq_with_different_hashes_break_verification_with_anchor_conflict(cast, anchor_file):
+    record(3)
+    anchor_audit_head()
+    record(2)
+    anchor_audit_head()
+    first, _ = anchors_in(anchor_file)
+    forged = orjson.dumps({**first, "hash": "f" * 64})
+    anchor_file.write_bytes(anchor_file.read_bytes() + forged + b"\n")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=f"breaks at seq {first['seq']} \\(anchor_conflict\\)"):
+        call_command("verify_audit", "--anchor", str(anchor_file), stdout=out)
+    assert orjson.loads(out.getvalue()) == {
+        "ok": False,
+        "events": AuditEvent.objects.count(),
+        "broken_seq": first["seq"],
+        "reason": "anchor_conflict",
+    }
+
+
+def test_anchors_in_two_files_that_disagree_on_a_seq_are_a_conflict_too(cast, anchor_file, tmp_path):
+    record(3)
+    anchor_audit_head()
+    [anchor] = anchors_in(anchor_file)
+    other = tmp_path / "receiver.jsonl"
+    other.write_bytes(orjson.dumps({**anchor, "hash": "e" * 64}) + b"\n")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="anchor_conflict"):
+        call_command("verify_audit", "--anchor", str(anchor_file), "--anchor", str(other), stdout=out)
+    assert orjson.loads(out.getvalue())["broken_seq"] == anchor["seq"]
 
 
 class TestASuperuserRewritingTheTail:
