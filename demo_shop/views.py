@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 
 from demo_shop.models import Customer
 from demo_shop.services import (
@@ -118,9 +118,9 @@ def anchors(request: HttpRequest) -> JsonResponse:
     if not verify_signature(secret, request.headers.get("X-Rollback-Signature", ""), request.body):
         return _refused(401, "missing, invalid or stale X-Rollback-Signature")
     try:
-        anchor = json.loads(request.body)
-    except ValueError:
-        return _refused(400, "the body is not JSON")
+        anchor = loads_json(request.body)
+    except (ParseError, ValidationError):
+        return _refused(400, "the body is not JSON we accept")
     if not (
         isinstance(anchor, dict)
         and type(anchor.get("seq")) is int

@@ -39,9 +39,16 @@ INJECTIONS = {
     "rollbacks.tasks.send_communication": lambda target: [(pk,) for pk in target.communication_ids],
     "rollbacks.tasks.resume_stalled_rollbacks": lambda target: [()],
     "audit.tasks.anchor_audit_head": lambda target: [()],
+    "audit.tasks.deliver_audit_anchors": lambda target: [()],
+    "audit.tasks.verify_audit_trail": lambda target: [()],
 }
 # The tasks that name no rollback: they leave these rollbacks alone and have no attempt on them to audit.
-WITHOUT_IDS = {"rollbacks.tasks.resume_stalled_rollbacks", "audit.tasks.anchor_audit_head"}
+WITHOUT_IDS = {
+    "rollbacks.tasks.resume_stalled_rollbacks",
+    "audit.tasks.anchor_audit_head",
+    "audit.tasks.deliver_audit_anchors",
+    "audit.tasks.verify_audit_trail",
+}
 
 
 def our_tasks() -> list[str]:
@@ -114,6 +121,7 @@ def test_a_hand_made_message_of_any_task_calls_nothing_moves_nothing_and_is_audi
     task_name, state, targets, shop, worker, mailoutbox, django_capture_on_commit_callbacks, settings, tmp_path
 ):
     settings.AUDIT_ANCHOR_PATH = str(tmp_path / "anchors.jsonl")
+    celery_app.loader.import_default_modules()  # the registry holds a task once its module was imported
     target = targets[state]
     before = snapshot(target.rollback)
     last_seq = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
