@@ -41,6 +41,7 @@ class AuditEventListView(generics.ListAPIView):
             rollback_id=params.get("rollback"),
             kind=params.get("kind"),
             after_seq=params.get("after_seq"),
+            scope=selectors.trail_scope_for(self.request.user),
         )
 
     @extend_schema(

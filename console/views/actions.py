@@ -16,6 +16,7 @@ from audit.selectors import latest_audit_events
 from console.access import console_page, may_file, requestable_triggers
 from console.forms import RollbackRequestForm, SelectorForm
 from rollback_console.errors import DomainError, Invalid
+from rollbacks.selectors import trail_scope_for
 from rollbacks.services import plan_rollback, request_rollback
 
 PAGE_SIZE = 25
@@ -53,7 +54,7 @@ def _action_context(request: HttpRequest, action_id: int, form: RollbackRequestF
         "rollbacks": rollbacks_of(action),
         "upstream": upstream,
         "downstream": downstream,
-        "events": latest_audit_events(action_id=action.pk, limit=AUDIT_ROWS),
+        "events": latest_audit_events(action_id=action.pk, scope=trail_scope_for(user), limit=AUDIT_ROWS),
         "form": form,
         "plan": plan,
     }

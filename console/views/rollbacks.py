@@ -34,6 +34,7 @@ from rollbacks.selectors import (
     signoffs_of,
     step_outcomes,
     steps_of,
+    trail_scope_for,
 )
 from rollbacks.services import cancel_rollback, sign_off
 
@@ -172,7 +173,7 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
             "graph": _graph(rollback, steps),
             "communications": communications,
             "remediation": remediation,
-            "events": latest_audit_events(rollback_id=rollback.pk, limit=AUDIT_ROWS),
+            "events": latest_audit_events(rollback_id=rollback.pk, scope=trail_scope_for(user), limit=AUDIT_ROWS),
             "prerequisites": prerequisites,
             "side_effects": side_effects,
             "window_closes": min(windows) if windows else None,
