@@ -71,3 +71,26 @@ class AuditLink(models.Model):
 
     def __str__(self) -> str:
         return f"rollback {self.rollback_id} covers action {self.action_id}"
+
+
+class AccessFailureTally(models.Model):
+    """Refused calls counted per kind, client address and minute until that minute is over, when one event carries
+    the count (`audit.access.flush_access_failures`): a flood of bad calls bumps one row instead of growing the
+    append-only trail (and queueing on the chain head's lock) by a row per call. Rows are deleted once written."""
+
+    kind = models.CharField(max_length=64)
+    address = models.CharField(max_length=64)
+    minute = models.BigIntegerField(help_text="Minutes since the Unix epoch, UTC.")
+    count = models.PositiveIntegerField(default=1)
+    method = models.CharField(max_length=16, help_text="The first refused call's, as are path and reason.")
+    path = models.CharField(max_length=200)
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "address", "minute"], name="audit_access_failure_unique")
+        ]
+        indexes = [models.Index(fields=["minute"], name="audit_access_failure_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.count} of {self.kind} from {self.address} in minute {self.minute}"

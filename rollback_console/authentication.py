@@ -15,11 +15,13 @@ from knox.settings import CONSTANTS
 from rest_framework import exceptions
 from rest_framework.request import Request
 
-from audit.services import record_event, record_standalone_event
+from audit.access import count_access_failure
+from audit.services import record_event
 
 
 class AuditedTokenAuthentication(TokenAuthentication):
-    """Knox's hashed, expiring tokens; a refused token is written to the audit trail.
+    """Knox's hashed, expiring tokens; a refused token is counted for the audit trail (one `auth.failed` event per
+    client address and minute, with the count: audit.access).
 
     Knox also checks every other token of the user for expiry on each request (one more query, and deletes);
     here a request looks at its own token only: `issue_token` and `revoke_tokens` clear out expired ones.
@@ -29,11 +31,7 @@ class AuditedTokenAuthentication(TokenAuthentication):
         try:
             return super().authenticate(request)
         except exceptions.AuthenticationFailed as exc:
-            record_standalone_event(
-                "auth.failed",
-                actor="anonymous",
-                data={"method": request.method, "path": request.path, "reason": str(exc.detail)},
-            )
+            count_access_failure("auth.failed", request, str(exc.detail))
             raise
 
     def authenticate_credentials(self, token: bytes) -> Any:

@@ -126,6 +126,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "rollback_console.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # How many proxies in front of the app append to X-Forwarded-For: 0 trusts REMOTE_ADDR alone. Throttles and
+    # the per-address count of refused calls (audit.access) read the client's address by this rule.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
 REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
@@ -173,6 +176,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "anchor-audit-head": {"task": "audit.tasks.anchor_audit_head", "schedule": 300.0},
+    "flush-access-failures": {"task": "audit.tasks.flush_access_failures", "schedule": 60.0},
     "resume-stalled-rollbacks": {"task": "rollbacks.tasks.resume_stalled_rollbacks", "schedule": 60.0},
 }
 
