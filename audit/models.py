@@ -11,7 +11,10 @@ class AuditEvent(models.Model):
     Event kinds (stable names, grouped by domain):
     - policy.loaded, policy.activated
     - action.recorded, action.linked, action.state_changed
-    - auth.failed, auth.forbidden
+    - auth.failed (one per client address and minute, with the count: audit.access), auth.forbidden
+    - access.groups_changed, access.permissions_changed, access.group_permissions_changed, access.user_created,
+      access.user_changed, access.user_deleted, access.password_changed, access.login_failed, access.locked_out,
+      access.login_refused (per address and minute, with the count), access.throttled (likewise)
     - rollback.requested, rollback.refused, rollback.signoff, rollback.signoff_refused, rollback.authorized,
       rollback.rejected, rollback.cancelled, rollback.executing, rollback.paused, rollback.cascade_confirmed,
       rollback.resumed,

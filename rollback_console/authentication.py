@@ -3,6 +3,8 @@ from datetime import timedelta
 from hmac import compare_digest
 from typing import Any
 
+from axes.backends import AxesStandaloneBackend
+from axes.exceptions import AxesBackendPermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -15,7 +17,7 @@ from knox.settings import CONSTANTS
 from rest_framework import exceptions
 from rest_framework.request import Request
 
-from audit.access import count_access_failure
+from audit.access import REFUSED_WHILE_LOCKED_OUT, count_access_failure
 from audit.services import record_event
 
 
@@ -69,6 +71,24 @@ class AuditedTokenAuthentication(TokenAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return "Token"
+
+
+class LoginThrottleBackend(AxesStandaloneBackend):
+    """django-axes' lockout check for logins through a page (console, admin). A login without a request (a shell,
+    a management command) is no web login: nothing to throttle, so it is let through to the next backend instead
+    of failing as axes' own backend would. A login refused because the address is already locked out is marked,
+    so the audit only counts it (audit.access)."""
+
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> Any:
+        if request is None:
+            return None
+        try:
+            return super().authenticate(request, username, password, **kwargs)
+        except AxesBackendPermissionDenied:
+            setattr(request, REFUSED_WHILE_LOCKED_OUT, True)
+            raise
 
 
 def issue_token(user: Any, *, expires: timedelta | None, actor: str) -> tuple[Any, str]:

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
     "policies",
     "audit",
     "actions",
@@ -53,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "audit.access.AccessActorMiddleware",  # names who changed a role or a user in the access.* events
+    "axes.middleware.AxesMiddleware",  # answers a locked-out login with 429; last, as axes asks
 ]
 
 ROOT_URLCONF = "rollback_console.urls"
@@ -88,12 +91,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    "rollback_console.authentication.LoginThrottleBackend",  # first: refuses a locked-out address before any check
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Login throttling (django-axes): an address that fails AXES_FAILURE_LIMIT logins is refused for AXES_COOLOFF_TIME.
+# By address, not by username, so spraying many usernames from one address is stopped too; a success resets it.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "audit.access.client_address"  # the address throttles and auth.failed counts use
+AXES_VERBOSE = False
+# Off unless configured: the reset flow mails a sign-in link, so it needs a mail server people's accounts trust.
+PASSWORD_RESET_ENABLED = env_bool("PASSWORD_RESET_ENABLED", False)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/console/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
