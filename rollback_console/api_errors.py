@@ -21,6 +21,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.NotAuthenticated) and request is not None:
         # Anyone can send these without limit: counted, one event per client address and minute (audit.access).
         count_access_failure("auth.failed", request, str(exc.detail))
+    elif isinstance(exc, exceptions.Throttled) and request is not None:
+        actor = actor_name(getattr(request, "user", None))
+        count_access_failure("access.throttled", request, f"{actor}: {exc.detail}")
     elif isinstance(exc, exceptions.PermissionDenied) and request is not None:
         record_standalone_event(
             "auth.forbidden",

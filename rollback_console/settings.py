@@ -143,6 +143,27 @@ REST_FRAMEWORK = {
     # How many proxies in front of the app append to X-Forwarded-For: 0 trusts REMOTE_ADDR alone. Throttles and
     # the per-address count of refused calls (audit.access) read the client's address by this rule.
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
+    # Rates per token or person ("user"), per address for calls without one ("anon", only where a view lets them
+    # in), and for reading the trail ("audit", whose pages count millions of rows). A throttled call is 429 and
+    # counted as access.throttled per address and minute. Counts live in the cache: set CACHE_URL to a Redis so
+    # every process shares them (otherwise each process counts alone).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("THROTTLE_ANON_RATE", "120/min"),
+        "user": env_str("THROTTLE_USER_RATE", "1200/min"),
+        "audit": env_str("THROTTLE_AUDIT_RATE", "120/min"),
+    },
+}
+_cache_url = env_str("CACHE_URL", "locmem://")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url.startswith(("redis://", "rediss://"))
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
