@@ -46,6 +46,12 @@ def client_address(request: Any) -> str:
     return str(BaseThrottle().get_ident(request) or "unknown")[:64]
 
 
+def login_address(request: Any) -> str | None:
+    """The same address for django-axes (AXES_CLIENT_IP_CALLABLE), whose columns take an IP address or nothing: a
+    request made without one (a test client's force_login, a shell) has none."""
+    return BaseThrottle().get_ident(request) or None
+
+
 def _minute(now: datetime | None) -> int:
     return int((now or timezone.now()).timestamp() // 60)
 

@@ -104,7 +104,7 @@ AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "audit.access.client_address"  # the address throttles and auth.failed counts use
+AXES_CLIENT_IP_CALLABLE = "audit.access.login_address"  # the address throttles and auth.failed counts use
 AXES_VERBOSE = False
 # Off unless configured: the reset flow mails a sign-in link, so it needs a mail server people's accounts trust.
 PASSWORD_RESET_ENABLED = env_bool("PASSWORD_RESET_ENABLED", False)
