@@ -168,3 +168,24 @@ def test_the_password_reset_flow_is_off_unless_configured(cast):
         reverse("password_reset")
     assert Client().get("/accounts/password_reset/").status_code == 404
     assert Client().get("/accounts/reset/MQ/set-password/").status_code == 404
+
+
+def test_the_password_reset_flow_is_served_once_configured(settings):
+    import importlib
+
+    from django.urls import clear_url_caches
+
+    import rollback_console.urls
+
+    settings.PASSWORD_RESET_ENABLED = True
+    try:
+        importlib.reload(rollback_console.urls)
+        clear_url_caches()
+        assert reverse("password_reset") == "/accounts/password_reset/"
+        assert reverse("login") == "/accounts/login/"
+    finally:
+        settings.PASSWORD_RESET_ENABLED = False
+        importlib.reload(rollback_console.urls)
+        clear_url_caches()
+    with pytest.raises(NoReverseMatch):
+        reverse("password_reset")
