@@ -11,7 +11,10 @@ class AuditEvent(models.Model):
     Event kinds (stable names, grouped by domain):
     - policy.loaded, policy.activated
     - action.recorded, action.linked, action.state_changed
-    - auth.failed, auth.forbidden
+    - auth.failed (one per client address and minute, with the count: audit.access), auth.forbidden
+    - access.groups_changed, access.permissions_changed, access.group_permissions_changed, access.user_created,
+      access.user_changed, access.user_deleted, access.password_changed, access.login_failed, access.locked_out,
+      access.login_refused (per address and minute, with the count), access.throttled (likewise)
     - rollback.requested, rollback.refused, rollback.signoff, rollback.signoff_refused, rollback.authorized,
       rollback.rejected, rollback.cancelled, rollback.executing, rollback.paused, rollback.cascade_confirmed,
       rollback.resumed,
@@ -111,3 +114,26 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"verified up to #{self.seq}"
+
+
+class AccessFailureTally(models.Model):
+    """Refused calls counted per kind, client address and minute until that minute is over, when one event carries
+    the count (`audit.access.flush_access_failures`): a flood of bad calls bumps one row instead of growing the
+    append-only trail (and queueing on the chain head's lock) by a row per call. Rows are deleted once written."""
+
+    kind = models.CharField(max_length=64)
+    address = models.CharField(max_length=64)
+    minute = models.BigIntegerField(help_text="Minutes since the Unix epoch, UTC.")
+    count = models.PositiveIntegerField(default=1)
+    method = models.CharField(max_length=16, help_text="The first refused call's, as are path and reason.")
+    path = models.CharField(max_length=200)
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "address", "minute"], name="audit_access_failure_unique")
+        ]
+        indexes = [models.Index(fields=["minute"], name="audit_access_failure_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.count} of {self.kind} from {self.address} in minute {self.minute}"

@@ -1,8 +1,11 @@
 """Reads of the audit trail, and who may make them."""
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.utils.module_loading import import_string
 
 from audit.models import AuditEvent, AuditLink
 
@@ -28,19 +31,57 @@ def may_read_trail(user: Any) -> bool:
     return bool(user.groups.filter(name__in=TRAIL_READER_ROLES).exists())
 
 
+@dataclass(frozen=True)
+class TrailScope:
+    """The part of the trail a reader who is not an auditor may see: events tied to neither an action nor a
+    rollback, an action's own events (outside any rollback) when the action is in `action_ids`, and a rollback's
+    events when it is in `rollback_ids`. Each is a query of ids (run as a subquery, never read into a list), or
+    None for every one. The audit app knows neither model: the app that owns them says who sees which."""
+
+    action_ids: QuerySet[Any] | None
+    rollback_ids: QuerySet[Any] | None
+
+    def as_filter(self) -> Q:
+        unscoped = Q(action_id__isnull=True, rollback_id__isnull=True)
+        of_actions = Q(rollback_id__isnull=True)
+        if self.action_ids is not None:
+            of_actions &= Q(action_id__in=self.action_ids)
+        of_rollbacks = Q(rollback_id__isnull=False)
+        if self.rollback_ids is not None:
+            of_rollbacks &= Q(rollback_id__in=self.rollback_ids)
+        return unscoped | of_actions | of_rollbacks
+
+
+def trail_scope_for(user: Any) -> TrailScope | None:
+    """What of the trail `user` may read (None: all of it), as the callable named by settings.AUDIT_TRAIL_SCOPE
+    decides: the app that owns actions and rollbacks, wired in by configuration as authentication backends are,
+    so the audit app still imports none of ours. Unset, nobody is given a scope: fail closed to events tied to
+    neither an action nor a rollback."""
+    path = getattr(settings, "AUDIT_TRAIL_SCOPE", "")
+    if not path:
+        nothing = AuditLink.objects.none()
+        return TrailScope(action_ids=nothing.values("action_id"), rollback_ids=nothing.values("rollback_id"))
+    scope: TrailScope | None = import_string(path)(user)
+    return scope
+
+
 def audit_events(
     *,
     action_id: int | None = None,
     rollback_id: int | None = None,
     kind: str | None = None,
     after_seq: int | None = None,
+    scope: TrailScope | None = None,
 ) -> QuerySet[AuditEvent]:
-    """The trail in seq order, narrowed by the given filters.
+    """The trail in seq order, narrowed by the given filters and, for a reader who is not an auditor, by
+    `scope` (`trail_scope_for`; None reads everything).
 
     An action's events include those of every rollback that covered it; a rollback's include its actions' own
     records (those written outside any rollback: recorded, linked), not what other rollbacks did to them.
     A `kind` ending in "." matches every kind under it (`rollback.step.`)."""
     events = AuditEvent.objects.all()
+    if scope is not None:
+        events = events.filter(scope.as_filter())
     if action_id is not None:
         # The linked ids are few; listing them lets PostgreSQL use both indexes instead of scanning the trail.
         rollback_ids = list(AuditLink.objects.filter(action_id=action_id).values_list("rollback_id", flat=True))
@@ -56,8 +97,10 @@ def audit_events(
 
 
 def latest_audit_events(
-    *, action_id: int | None = None, rollback_id: int | None = None, limit: int
+    *, action_id: int | None = None, rollback_id: int | None = None, scope: TrailScope | None, limit: int
 ) -> list[AuditEvent]:
-    """The newest `limit` events of an action's or a rollback's trail (as `audit_events` narrows it), oldest
-    first; for a reader the caller has already let see that action or rollback (a page shows this much of it)."""
-    return list(reversed(audit_events(action_id=action_id, rollback_id=rollback_id).order_by("-seq")[:limit]))
+    """The newest `limit` events of an action's or a rollback's trail (as `audit_events` narrows it, `scope`
+    included), oldest first; for a reader the caller has already let see that action or rollback (a page shows
+    this much of it). `scope` has no default: every page says whose trail it shows."""
+    events = audit_events(action_id=action_id, rollback_id=rollback_id, scope=scope)
+    return list(reversed(events.order_by("-seq")[:limit]))

@@ -2,6 +2,7 @@ import logging
 
 from celery import shared_task
 
+from audit.access import flush_access_failures as write_access_failures
 from audit.services import anchor_audit_head as write_anchor
 from audit.services import deliver_anchors
 from audit.verification import verify_since_checkpoint
@@ -29,3 +30,10 @@ def verify_audit_trail() -> None:
     verdict = verify_since_checkpoint()
     if not verdict.ok:
         logger.error("the audit trail is broken: %s", verdict.as_dict())
+
+
+@shared_task(name="audit.tasks.flush_access_failures")
+def flush_access_failures() -> None:
+    """Every minute (settings.CELERY_BEAT_SCHEDULE): the counted refusals of closed minutes become events, even when
+    no later refusal comes along to write them."""
+    write_access_failures()

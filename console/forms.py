@@ -4,14 +4,22 @@ depth cap) is the service's decision, and its field errors are put back on the f
 from typing import Any
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
 
+from actions.models import ActionState
 from policies.selectors import current_policy, policy_versions
 from rollback_console.errors import Invalid
+from rollbacks.models import SignoffDecision
+
+# The API's caps (rollbacks/api), so a page cannot put more into the trail than a token can: reasons, sign-off
+# comments and notes; a search matches external ids and subjects, 255 characters at most.
+MAX_TEXT_LENGTH = 10_000
+MAX_SEARCH_LENGTH = 255
 
 
 class RollbackRequestForm(forms.Form):
     trigger = forms.ChoiceField()
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000)
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=MAX_TEXT_LENGTH)
     reference = forms.CharField(required=False, max_length=200)
     max_cascade_depth = forms.IntegerField(
         required=False,
@@ -98,3 +106,35 @@ class SelectorForm(RollbackRequestForm):
             else:
                 selector[name] = value
         return selector
+
+
+class SignOffForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=SignoffDecision.choices, error_messages={"required": "Choose Approve or Reject."}
+    )
+    comment = forms.CharField(required=False, max_length=MAX_TEXT_LENGTH)
+
+
+class NoteForm(forms.Form):
+    """What was done by hand: resolving a step, closing a remediation task."""
+
+    note = forms.CharField(max_length=MAX_TEXT_LENGTH, error_messages={"required": "Say what was done by hand."})
+
+
+class ActionSearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=MAX_SEARCH_LENGTH)
+    state = forms.CharField(required=False, max_length=64)
+
+    def clean_state(self) -> str:
+        """An unknown state filters nothing, as an old bookmark's would."""
+        state = self.cleaned_data["state"]
+        return state if state in ActionState.values else ""
+
+
+def errors_text(form: forms.Form) -> str:
+    """A form's errors as one message, for a page that answers a POST with a redirect: each names its field."""
+    parts = []
+    for name, errors in form.errors.items():
+        label = "" if name == NON_FIELD_ERRORS else name.replace("_", " ").capitalize()
+        parts += [f"{label}: {error}" if label else str(error) for error in errors]
+    return " ".join(parts)

@@ -7,6 +7,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from audit.access import count_access_failure
 from audit.services import actor_name, record_standalone_event
 from rollback_console.errors import DomainError, Invalid
 
@@ -17,10 +18,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DomainError):
         return Response({"detail": exc.message}, status=exc.status_code)
-    if isinstance(exc, exceptions.PermissionDenied | exceptions.NotAuthenticated) and request is not None:
-        kind = "auth.forbidden" if isinstance(exc, exceptions.PermissionDenied) else "auth.failed"
+    if isinstance(exc, exceptions.NotAuthenticated) and request is not None:
+        # Anyone can send these without limit: counted, one event per client address and minute (audit.access).
+        count_access_failure("auth.failed", request, str(exc.detail))
+    elif isinstance(exc, exceptions.Throttled) and request is not None:
+        actor = actor_name(getattr(request, "user", None))
+        count_access_failure("access.throttled", request, f"{actor}: {exc.detail}")
+    elif isinstance(exc, exceptions.PermissionDenied) and request is not None:
         record_standalone_event(
-            kind,
+            "auth.forbidden",
             actor=actor_name(getattr(request, "user", None)),
             data={"method": request.method, "path": request.path, "reason": str(exc.detail)},
         )

@@ -3,6 +3,8 @@ from datetime import timedelta
 from hmac import compare_digest
 from typing import Any
 
+from axes.backends import AxesStandaloneBackend
+from axes.exceptions import AxesBackendPermissionDenied
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -16,11 +18,13 @@ from knox.settings import CONSTANTS
 from rest_framework import exceptions
 from rest_framework.request import Request
 
-from audit.services import record_event, record_standalone_event
+from audit.access import REFUSED_WHILE_LOCKED_OUT, count_access_failure
+from audit.services import record_event
 
 
 class AuditedTokenAuthentication(TokenAuthentication):
-    """Knox's hashed, expiring tokens; a refused token is written to the audit trail.
+    """Knox's hashed, expiring tokens; a refused token is counted for the audit trail (one `auth.failed` event per
+    client address and minute, with the count: audit.access).
 
     Knox also checks every other token of the user for expiry on each request (one more query, and deletes);
     here a request looks at its own token only: `issue_token` and `revoke_tokens` clear out expired ones.
@@ -30,11 +34,7 @@ class AuditedTokenAuthentication(TokenAuthentication):
         try:
             return super().authenticate(request)
         except exceptions.AuthenticationFailed as exc:
-            record_standalone_event(
-                "auth.failed",
-                actor="anonymous",
-                data={"method": request.method, "path": request.path, "reason": str(exc.detail)},
-            )
+            count_access_failure("auth.failed", request, str(exc.detail))
             raise
 
     def authenticate_credentials(self, token: bytes) -> Any:
@@ -76,6 +76,24 @@ class AuditedTokenAuthentication(TokenAuthentication):
 
 def token_max_age() -> timedelta:
     return timedelta(days=settings.TOKEN_MAX_AGE_DAYS)
+
+
+class LoginThrottleBackend(AxesStandaloneBackend):
+    """django-axes' lockout check for logins through a page (console, admin). A login without a request (a shell,
+    a management command) is no web login: nothing to throttle, so it is let through to the next backend instead
+    of failing as axes' own backend would. A login refused because the address is already locked out is marked,
+    so the audit only counts it (audit.access)."""
+
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> Any:
+        if request is None:
+            return None
+        try:
+            return super().authenticate(request, username, password, **kwargs)
+        except AxesBackendPermissionDenied:
+            setattr(request, REFUSED_WHILE_LOCKED_OUT, True)
+            raise
 
 
 def issue_token(user: Any, *, expires: timedelta, actor: str) -> tuple[Any, str]:

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "csp",
+    "axes",
     "policies",
     "audit",
     "actions",
@@ -61,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "audit.access.AccessActorMiddleware",  # names who changed a role or a user in the access.* events
+    "axes.middleware.AxesMiddleware",  # answers a locked-out login with 429; last, as axes asks
 ]
 
 ROOT_URLCONF = "rollback_console.urls"
@@ -96,12 +99,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    "rollback_console.authentication.LoginThrottleBackend",  # first: refuses a locked-out address before any check
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Login throttling (django-axes): an address that fails AXES_FAILURE_LIMIT logins is refused for AXES_COOLOFF_TIME.
+# By address, not by username, so spraying many usernames from one address is stopped too; a success resets it.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "audit.access.login_address"  # the address throttles and auth.failed counts use
+AXES_VERBOSE = False
+# Off unless configured: the reset flow mails a sign-in link, so it needs a mail server people's accounts trust.
+PASSWORD_RESET_ENABLED = env_bool("PASSWORD_RESET_ENABLED", False)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/console/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -139,6 +153,30 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "rollback_console.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # How many proxies in front of the app append to X-Forwarded-For: 0 trusts REMOTE_ADDR alone. Throttles and
+    # the per-address count of refused calls (audit.access) read the client's address by this rule.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
+    # Rates per token or person ("user"), per address for calls without one ("anon", only where a view lets them
+    # in), and for reading the trail ("audit", whose pages count millions of rows). A throttled call is 429 and
+    # counted as access.throttled per address and minute. Counts live in the cache: set CACHE_URL to a Redis so
+    # every process shares them (otherwise each process counts alone).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("THROTTLE_ANON_RATE", "120/min"),
+        "user": env_str("THROTTLE_USER_RATE", "1200/min"),
+        "audit": env_str("THROTTLE_AUDIT_RATE", "120/min"),
+    },
+}
+_cache_url = env_str("CACHE_URL", "locmem://")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url.startswith(("redis://", "rediss://"))
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 # Every token expires (the contract's "Safer configuration"): issue_token and the admin refuse a longer life.
 TOKEN_MAX_AGE_DAYS = env_int("TOKEN_MAX_AGE_DAYS", 365)
@@ -192,6 +230,7 @@ CELERY_BEAT_SCHEDULE = {
     "anchor-audit-head": {"task": "audit.tasks.anchor_audit_head", "schedule": 300.0},
     "deliver-audit-anchors": {"task": "audit.tasks.deliver_audit_anchors", "schedule": 60.0},
     "verify-audit-since-checkpoint": {"task": "audit.tasks.verify_audit_trail", "schedule": 600.0},
+    "flush-access-failures": {"task": "audit.tasks.flush_access_failures", "schedule": 60.0},
     "resume-stalled-rollbacks": {"task": "rollbacks.tasks.resume_stalled_rollbacks", "schedule": 60.0},
 }
 
@@ -202,6 +241,8 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "rollback-console@localhost")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for the file-based backend of the demo
 
+# Who reads which part of the trail is the rollbacks app's rule; the audit app calls it by this name.
+AUDIT_TRAIL_SCOPE = "rollbacks.selectors.trail_scope_for"
 AUDIT_ANCHOR_PATH = env_str("AUDIT_ANCHOR_PATH", str(VAR_DIR / "audit-anchors.jsonl"))
 # A second place for anchors, off this machine: each anchor line is also POSTed there, signed with the secret.
 AUDIT_ANCHOR_URL = env_str("AUDIT_ANCHOR_URL", "")

@@ -11,6 +11,8 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
+from actions.selectors import actions_visible_to
+from audit.selectors import TrailScope
 from policies.roles import AUDITOR, user_roles
 from rollbacks.models import (
     Communication,
@@ -34,6 +36,21 @@ def rollbacks_visible_to(user: Any) -> QuerySet[Rollback]:
     if AUDITOR in user_roles(user) or user.has_perm(VIEW_ROLLBACK):
         return Rollback.objects.all()
     return get_objects_for_user(user, VIEW_ROLLBACK, klass=Rollback, accept_global_perms=False)
+
+
+def trail_scope_for(user: Any) -> TrailScope | None:
+    """What of the audit trail `user` may read, by the same rules as the objects (settings.AUDIT_TRAIL_SCOPE
+    names this): None, all of it, for auditors; otherwise the events of the actions and rollbacks they may see,
+    as subqueries, so a reader of millions of events costs one query, not a list of ids."""
+    if AUDITOR in user_roles(user):
+        return None
+    actions = actions_visible_to(user)
+    rollbacks = rollbacks_visible_to(user)
+    # An unfiltered queryset means "every one": no subquery for it.
+    return TrailScope(
+        action_ids=actions.values("pk") if actions.query.has_filters() else None,
+        rollback_ids=rollbacks.values("pk") if rollbacks.query.has_filters() else None,
+    )
 
 
 def with_details(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
@@ -143,14 +160,15 @@ def remediation_of(rollback: Rollback) -> list[RemediationTask]:
 
 
 def remediation_tasks_for(user: Any, *, done: bool = False) -> QuerySet[RemediationTask]:
-    """Open tasks oldest first (or done ones, last done first) with their steps' actions and rollbacks.
-
-    Every signed-in user gets every task, not only those of rollbacks they may see: the console lets onto the
-    remediation page whoever signs some rollback under the current policy, and auditors, and complete_remediation
-    decides who may close each task. An anonymous user gets none."""
+    """Open tasks oldest first (or done ones, last done first) with their steps' actions and rollbacks, of the
+    rollbacks `user` may see (a task shows its rollback's action and why it needs a person); complete_remediation
+    decides who may close each. An anonymous user gets none."""
     if not getattr(user, "is_authenticated", False):
         return RemediationTask.objects.none()
+    visible = rollbacks_visible_to(user)
     tasks = RemediationTask.objects.select_related("step__action", "step__rollback", "done_by")
+    if visible.query.has_filters():
+        tasks = tasks.filter(step__rollback__in=visible.values("pk"))
     if done:
         return tasks.filter(done_at__isnull=False).order_by("-done_at", "-id")
     return tasks.filter(done_at__isnull=True).order_by("created_at", "id")

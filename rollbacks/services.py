@@ -21,7 +21,7 @@ from actions.cascade import CascadeNode, CascadeWalk, walk_cascade
 from actions.models import Action, ActionState
 from actions.selectors import actions_visible_to, select_actions
 from actions.services import change_action_states
-from audit.services import EventSpec, actor_name, record_event, record_events
+from audit.services import actor_name, record_event
 from policies.manifest import Manifest, TriggerPolicy
 from policies.roles import user_roles
 from policies.selectors import NoPolicyLoaded, current_policy
@@ -43,6 +43,7 @@ VIEW_ROLLBACK = "rollbacks.view_rollback"
 CANCELLABLE_STATES = frozenset({RollbackState.PENDING_AUTHORIZATION, RollbackState.AUTHORIZED})
 MAX_REASON_LENGTH = 10_000
 MAX_REFERENCE_LENGTH = 200
+REFUSAL_IDS_KEPT = 100  # a refused request's audit event keeps this many of the ids it named
 MAX_ID = 2**63 - 1  # the largest id a BigAutoField holds; a larger number is no id (and overflows SQLite)
 # SQLite refuses statements with more than 32,766 parameters; PostgreSQL takes any number of ids at once.
 _SQLITE_CHUNK = 30_000
@@ -100,15 +101,27 @@ def ensure_may_request(requester: Any, trigger: Any, *, actions: Any = None) -> 
     if user_roles(requester) & set(policy.requested_by):
         return version_id, manifest, policy
     message = f"Only {_roles_text(policy.requested_by)} may request a {policy.name} rollback."
+    # One event per refused request, however many actions it names: a caller without the role must not be able to
+    # grow the trail by the length of its list. The first REFUSAL_IDS_KEPT distinct ids that exist are kept, with
+    # the number named; a refusal about one action is tied to it, so that action's trail shows it.
     named: list[int] = []
     if isinstance(actions, list):
-        ids = [pk for pk in actions if isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk <= MAX_ID]
-        named = sorted(Action.objects.filter(pk__in=ids[:_SQLITE_CHUNK]).values_list("pk", flat=True))
-    data = {"operation": "request", "trigger": policy.name, "reason": message, "actions": named}
+        valid = (pk for pk in actions if isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk <= MAX_ID)
+        named = list(dict.fromkeys(valid))
+    kept = sorted(Action.objects.filter(pk__in=named[:REFUSAL_IDS_KEPT]).values_list("pk", flat=True)) if named else []
+    data = {
+        "operation": "request",
+        "trigger": policy.name,
+        "reason": message,
+        "actions": kept,
+        "actions_named": len(named),
+    }
     with transaction.atomic():
-        record_events(
-            [EventSpec("rollback.refused", actor=actor_name(requester), action_id=pk, data=data) for pk in named]
-            or [EventSpec("rollback.refused", actor=actor_name(requester), data=data)]
+        record_event(
+            "rollback.refused",
+            actor=actor_name(requester),
+            action_id=kept[0] if len(named) == 1 and kept else None,
+            data=data,
         )
     raise Forbidden(message)
 

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.cache import cache
 from django.core.management.commands import flush as flush_command
 
 from audit.models import AuditChainHead
@@ -67,6 +68,13 @@ def _fast_hashing_and_secrets() -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # The execution tests point the demo policy's python handlers at fakes of their own.
     settings.PYTHON_REVERSAL_MODULES = [*settings.PYTHON_REVERSAL_MODULES, *TEST_REVERSAL_MODULES]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts() -> None:
+    """API throttles count calls in the cache: each test starts with none counted, so no test is throttled by the
+    calls of the tests that ran before it in the same process."""
+    cache.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,6 +8,7 @@ from rest_framework import generics
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
 from audit import selectors
@@ -27,8 +28,14 @@ class ReadsAuditTrail(BasePermission):
         return selectors.may_read_trail(request.user)
 
 
+# Reading the trail counts and pages rows of a table that may hold millions: its own, lower rate on top of the rest.
+_THROTTLES = [AnonRateThrottle, UserRateThrottle, ScopedRateThrottle]
+
+
 class AuditEventListView(generics.ListAPIView):
     permission_classes = [IsAuthenticated, ReadsAuditTrail]
+    throttle_classes = _THROTTLES
+    throttle_scope = "audit"
     serializer_class = AuditEventSerializer
     filter_backends: list[Any] = []  # the filters are the selector's, validated below
 
@@ -41,6 +48,7 @@ class AuditEventListView(generics.ListAPIView):
             rollback_id=params.get("rollback"),
             kind=params.get("kind"),
             after_seq=params.get("after_seq"),
+            scope=selectors.trail_scope_for(self.request.user),
         )
 
     @extend_schema(
@@ -58,6 +66,8 @@ class AuditEventListView(generics.ListAPIView):
 
 class AuditVerifyView(APIView):
     permission_classes = [IsAuthenticated, ReadsAuditTrail]
+    throttle_classes = _THROTTLES
+    throttle_scope = "audit"
 
     @extend_schema(
         summary="Recompute the audit chain",

@@ -14,8 +14,9 @@ from actions.models import ActionState
 from actions.selectors import actions_visible_to, get_action_for, links_of, preview_reversal, rollbacks_of
 from audit.selectors import latest_audit_events
 from console.access import console_page, may_file, requestable_triggers
-from console.forms import RollbackRequestForm, SelectorForm
+from console.forms import ActionSearchForm, RollbackRequestForm, SelectorForm, errors_text
 from rollback_console.errors import DomainError, Invalid
+from rollbacks.selectors import trail_scope_for
 from rollbacks.services import plan_rollback, request_rollback
 
 PAGE_SIZE = 25
@@ -25,18 +26,23 @@ AUDIT_ROWS = 200
 @require_GET
 @console_page()
 def action_search(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()
-    state = request.GET.get("state", "")
+    search = ActionSearchForm(request.GET)
     actions = actions_visible_to(request.user).select_related("approved_by")
-    if query:
-        actions = actions.filter(Q(external_id__startswith=query) | Q(subject__startswith=query))
-    if state in ActionState.values:
-        actions = actions.filter(state=state)
+    query = state = ""
+    if search.is_valid():
+        query, state = search.cleaned_data["q"], search.cleaned_data["state"]
+        if query:
+            actions = actions.filter(Q(external_id__startswith=query) | Q(subject__startswith=query))
+        if state:
+            actions = actions.filter(state=state)
+    else:
+        actions = actions.none()
     page = Paginator(actions.order_by("-executed_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "console/actions.html",
-        {"page": page, "q": query, "state": state, "states": ActionState.values},
+        {"page": page, "q": query, "state": state, "states": ActionState.values, "search_errors": errors_text(search)},
+        status=200 if search.is_valid() else 400,
     )
 
 
@@ -53,7 +59,7 @@ def _action_context(request: HttpRequest, action_id: int, form: RollbackRequestF
         "rollbacks": rollbacks_of(action),
         "upstream": upstream,
         "downstream": downstream,
-        "events": latest_audit_events(action_id=action.pk, limit=AUDIT_ROWS),
+        "events": latest_audit_events(action_id=action.pk, scope=trail_scope_for(user), limit=AUDIT_ROWS),
         "form": form,
         "plan": plan,
     }

@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from console.access import console_page, may_see_remediation
+from console.forms import NoteForm, errors_text
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import complete_remediation
 from rollbacks.roles import holds_signing_role
@@ -30,9 +31,12 @@ def remediation_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @console_page(may_see_remediation, reason=REASON)
 def remediation_done(request: HttpRequest, task_id: int) -> HttpResponse:
-    note = request.POST.get("note", "").strip()
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, errors_text(form))
+        return redirect("console:remediation")
     try:
-        complete_remediation(task_id, actor=request.user, note=note)
+        complete_remediation(task_id, actor=request.user, note=form.cleaned_data["note"])
     except Invalid as exc:
         messages.error(request, " ".join(str(p) for problems in exc.errors.values() for p in problems))
     except DomainError as exc:

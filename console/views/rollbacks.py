@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from audit.selectors import latest_audit_events
 from console.access import console_page
 from console.drawing import GraphNode, cascade_svg
+from console.forms import NoteForm, SignOffForm, errors_text
 from policies.roles import user_roles
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import confirm_cascade, resolve_step, retry_step
@@ -34,6 +35,7 @@ from rollbacks.selectors import (
     signoffs_of,
     step_outcomes,
     steps_of,
+    trail_scope_for,
 )
 from rollbacks.services import cancel_rollback, sign_off
 
@@ -172,7 +174,7 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
             "graph": _graph(rollback, steps),
             "communications": communications,
             "remediation": remediation,
-            "events": latest_audit_events(rollback_id=rollback.pk, limit=AUDIT_ROWS),
+            "events": latest_audit_events(rollback_id=rollback.pk, scope=trail_scope_for(user), limit=AUDIT_ROWS),
             "prerequisites": prerequisites,
             "side_effects": side_effects,
             "window_closes": min(windows) if windows else None,
@@ -217,11 +219,11 @@ def _after(request: HttpRequest, rollback_id: int, call: Any, success: str) -> H
 @console_page()
 def rollback_sign_off(request: HttpRequest, rollback_id: int) -> HttpResponse:
     rollback = get_rollback_for(request.user, rollback_id)
-    decision = request.POST.get("decision", "")
-    if decision not in SignoffDecision.values:
-        messages.error(request, "Choose Approve or Reject.")
+    form = SignOffForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, errors_text(form))
         return redirect("console:rollback", rollback_id=rollback.pk)
-    comment = request.POST.get("comment", "").strip()
+    decision, comment = form.cleaned_data["decision"], form.cleaned_data["comment"]
     done = "You approved this rollback." if decision == SignoffDecision.APPROVE else "You rejected this rollback."
     return _after(
         request,
@@ -266,7 +268,11 @@ def rollback_retry_step(request: HttpRequest, rollback_id: int, step_id: int) ->
 @console_page()
 def rollback_resolve_step(request: HttpRequest, rollback_id: int, step_id: int) -> HttpResponse:
     rollback = get_rollback_for(request.user, rollback_id)
-    note = request.POST.get("note", "")
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, errors_text(form))
+        return redirect("console:rollback", rollback_id=rollback.pk)
+    note = form.cleaned_data["note"]
     return _after(
         request,
         rollback.pk,

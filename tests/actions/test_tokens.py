@@ -1,12 +1,15 @@
 from datetime import timedelta
 from io import StringIO
+from unittest.mock import ANY
 
+import orjson
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from audit.access import flush_access_failures
 from rollback_console.authentication import issue_token
 from tests.actions.conftest import action_body, audit_events
 
@@ -60,9 +63,15 @@ def test_an_expired_token_is_refused_with_401_and_the_refusal_is_audited(cast):
     response = _client(token).post(URL, action_body(), format="json")
 
     assert response.status_code == 401
-    assert audit_events("auth.failed")[-1].data == (
-        '{"method":"POST","path":"/api/v1/actions/","reason":"Invalid token."}'
-    )
+    flush_access_failures(now=timezone.now() + timedelta(minutes=2))  # counted per address and minute: audit.access
+    assert orjson.loads(audit_events("auth.failed")[-1].data) == {
+        "address": "127.0.0.1",
+        "minute": ANY,
+        "count": 1,
+        "method": "POST",
+        "path": "/api/v1/actions/",
+        "reason": "Invalid token.",
+    }
 
 
 def test_revoked_tokens_are_refused_at_once(cast):
