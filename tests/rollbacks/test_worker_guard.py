@@ -41,6 +41,7 @@ INJECTIONS = {
     "audit.tasks.anchor_audit_head": lambda target: [()],
     "audit.tasks.deliver_audit_anchors": lambda target: [()],
     "audit.tasks.verify_audit_trail": lambda target: [()],
+    "audit.tasks.flush_access_failures": lambda target: [()],
 }
 # The tasks that name no rollback: they leave these rollbacks alone and have no attempt on them to audit.
 WITHOUT_IDS = {
@@ -48,6 +49,7 @@ WITHOUT_IDS = {
     "audit.tasks.anchor_audit_head",
     "audit.tasks.deliver_audit_anchors",
     "audit.tasks.verify_audit_trail",
+    "audit.tasks.flush_access_failures",
 }
 
 
