@@ -10,7 +10,7 @@ from console.access import console_page, may_see_remediation
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import complete_remediation
 from rollbacks.roles import holds_signing_role
-from rollbacks.selectors import remediation_tasks_for
+from rollbacks.selectors import get_rollback_for, remediation_tasks_for
 
 PAGE_SIZE = 25
 REASON = "Remediation is for people who sign off rollbacks, and for auditors to read."
@@ -30,6 +30,10 @@ def remediation_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @console_page(may_see_remediation, reason=REASON)
 def remediation_done(request: HttpRequest, task_id: int) -> HttpResponse:
+    # As on a rollback's own page: a task of a rollback this person may not see is not found (404), rather than
+    # refused with a message that tells an existing task from a missing one.
+    rollback_id = remediation_tasks_for(request.user).filter(pk=task_id).values_list("step__rollback_id", flat=True)
+    get_rollback_for(request.user, rollback_id.first() or 0)
     note = request.POST.get("note", "").strip()
     try:
         complete_remediation(task_id, actor=request.user, note=note)
