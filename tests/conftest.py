@@ -97,6 +97,22 @@ def _audit_flush_allowed() -> None:
     PostgresOperations.execute_sql_flush = execute_sql_flush
 
 
+# deploy/postgres-init.sh, statement for statement (tests/security/test_database_role.py keeps them equal).
+APPLICATION_ROLE_SQL = (
+    "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE",
+    "GRANT CONNECT ON DATABASE {database} TO {role}",
+    "GRANT USAGE ON SCHEMA public TO {role}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}",
+)
+# Compose grants by default privileges before `migrate` creates the tables; in the tests the tables exist already.
+EXISTING_TABLES_SQL = (
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+    "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+)
+
+
 class DatabaseRoles:
     """Who the PostgreSQL suite connects as. Compose migrates as the tables' owner and serves as `rollback_app`,
     a role that owns nothing (deploy/postgres-init.sh): the tests do the same, so the append-only trail is proven
@@ -128,17 +144,7 @@ class DatabaseRoles:
         role, owner_role = sql.Identifier(self.application), sql.Identifier(self.owner["USER"])
         with self.owner_connection() as owner:
             owner.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))  # left over by a killed run
-            for statement in (
-                "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE",
-                "GRANT CONNECT ON DATABASE {database} TO {role}",
-                "GRANT USAGE ON SCHEMA public TO {role}",
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
-                "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}",
-                # compose grants these by default privileges before `migrate` creates the tables; here they exist
-                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
-                "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
-            ):
+            for statement in (*APPLICATION_ROLE_SQL, *EXISTING_TABLES_SQL):
                 owner.execute(
                     sql.SQL(statement).format(role=role, owner=owner_role, database=sql.Identifier(self.owner["NAME"]))
                 )
