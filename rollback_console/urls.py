@@ -23,3 +23,5 @@ urlpatterns = [
     path("api/v1/", include("rollback_console.api_urls")),
     path("demo-shop/", include("demo_shop.urls")),
 ]
+
+handler404 = "rollback_console.api_errors.not_found"

@@ -174,6 +174,21 @@ def remediation_tasks_for(user: Any, *, done: bool = False) -> QuerySet[Remediat
     return tasks.filter(done_at__isnull=True).order_by("created_at", "id")
 
 
+def get_remediation_task_for(user: Any, task_id: int) -> RemediationTask:
+    """The task, open or done, if `user` may see its rollback; Http404 otherwise, so a hidden task answers as a
+    missing one does (no message that tells them apart)."""
+    if not 0 < task_id <= MAX_ID:
+        raise Http404("No such remediation task.")
+    task = (
+        RemediationTask.objects.filter(pk=task_id, step__rollback__in=rollbacks_visible_to(user).values("pk"))
+        .select_related("step__rollback")
+        .first()
+    )
+    if task is None:
+        raise Http404("No such remediation task.")
+    return task
+
+
 def with_approval_counts(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
     """The rollbacks with their requester and `approvals` (approving sign-offs so far), in the same query: a
     correlated subquery the database computes for the rows it returns only, so a page of a long queue costs the

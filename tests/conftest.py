@@ -17,11 +17,15 @@ Who may do what (the demo policy, policies/manifests/demo.toml):
 from pathlib import Path
 from types import SimpleNamespace
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.core.management.commands import flush as flush_command
+from django.db import connection
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
+from psycopg import sql
 
 from audit.models import AuditChainHead
 from policies.roles import ROLES
@@ -80,7 +84,8 @@ def _fresh_throttle_counts() -> None:
 @pytest.fixture(scope="session", autouse=True)
 def _audit_flush_allowed() -> None:
     """Transactional tests empty the database after each test; the audit triggers refuse that to anyone but a
-    superuser in maintenance mode, which the flush asks for inside its own transaction only."""
+    superuser in maintenance mode, which the flush asks for inside its own transaction only. On PostgreSQL the
+    tests connect as the application role, which may not TRUNCATE at all: the flush runs as the tables' owner."""
     original = flush_command.sql_flush
 
     def sql_flush(style, connection, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -91,11 +96,119 @@ def _audit_flush_allowed() -> None:
 
     flush_command.sql_flush = sql_flush
 
+    original_execute = PostgresOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):  # type: ignore[no-untyped-def]
+        if self.connection.settings_dict["USER"] != database_roles.application:
+            return original_execute(self, sql_list)
+        with database_roles.owner_connection() as owner, owner.transaction():
+            for statement in sql_list:
+                owner.execute(statement)
+
+    PostgresOperations.execute_sql_flush = execute_sql_flush
+
+
+# deploy/postgres-init.sh, statement for statement (tests/security/test_database_role.py keeps them equal).
+APPLICATION_ROLE_SQL = (
+    "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE",
+    "GRANT CONNECT ON DATABASE {database} TO {role}",
+    "GRANT USAGE ON SCHEMA public TO {role}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}",
+)
+# Compose grants by default privileges before `migrate` creates the tables; in the tests the tables exist already.
+EXISTING_TABLES_SQL = (
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+    "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+)
+
+
+class DatabaseRoles:
+    """Who the PostgreSQL suite connects as. Compose migrates as the tables' owner and serves as `rollback_app`,
+    a role that owns nothing (deploy/postgres-init.sh): the tests do the same, so the append-only trail is proven
+    against the role production uses, not a superuser. The role is made per test database (roles are shared by
+    the whole cluster, test databases are one per xdist worker) and dropped with it."""
+
+    def __init__(self) -> None:
+        self.owner: dict = {}
+        self.application = ""
+
+    def owner_connection(self) -> psycopg.Connection:
+        """A new connection to the test database as its owner (a superuser in CI, as in compose)."""
+        return psycopg.connect(**self._conninfo(self.owner), autocommit=True)
+
+    @staticmethod
+    def _conninfo(settings_dict: dict) -> dict:
+        return {
+            "dbname": settings_dict["NAME"],
+            "user": settings_dict["USER"],
+            "password": settings_dict["PASSWORD"] or None,
+            "host": settings_dict["HOST"] or None,
+            "port": settings_dict["PORT"] or None,
+        }
+
+    def create_application_role(self) -> None:
+        """The role and its grants, as deploy/postgres-init.sh makes them, on the freshly migrated database."""
+        self.owner = dict(connection.settings_dict)
+        self.application = f"{self.owner['NAME']}_app"
+        role, owner_role = sql.Identifier(self.application), sql.Identifier(self.owner["USER"])
+        with self.owner_connection() as owner:
+            owner.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))  # left over by a killed run
+            for statement in (*APPLICATION_ROLE_SQL, *EXISTING_TABLES_SQL):
+                owner.execute(
+                    sql.SQL(statement).format(role=role, owner=owner_role, database=sql.Identifier(self.owner["NAME"]))
+                )
+
+    def drop_application_role(self) -> None:
+        self.connect_as(self.owner["USER"])
+        with self.owner_connection() as owner:
+            owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(self.application)))
+            owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(self.application)))
+
+    def connect_as(self, user: str) -> None:
+        """Point the default alias at `user`; the next query opens a new connection."""
+        if connection.settings_dict["USER"] != user:
+            connection.close()
+            connection.settings_dict["USER"] = user
+            connection.settings_dict["PASSWORD"] = self.owner["PASSWORD"] if user == self.owner["USER"] else ""
+
+
+database_roles = DatabaseRoles()
+
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """Migrated as the owner (pytest-django's own fixture), then used as the application role on PostgreSQL."""
+    postgres = connection.vendor == "postgresql"
     with django_db_blocker.unblock():
+        if postgres:
+            database_roles.create_application_role()
+            database_roles.connect_as(database_roles.application)
         seed()
+    yield
+    if postgres:
+        with django_db_blocker.unblock():
+            database_roles.drop_application_role()
+
+
+@pytest.fixture
+def _database_role(request, django_db_setup):  # type: ignore[no-untyped-def]
+    """Tests marked `database_owner` (they play a superuser who tampers with the trail) connect as the owner;
+    every other test as the application role."""
+    if connection.vendor != "postgresql" or not request.node.get_closest_marker("database_owner"):
+        yield
+        return
+    database_roles.connect_as(database_roles.owner["USER"])
+    yield
+    database_roles.connect_as(database_roles.application)
+
+
+@pytest.fixture
+def _django_db_helper(_database_role, _django_db_helper):  # type: ignore[no-untyped-def]
+    """pytest-django's fixture behind `db` and `transactional_db`, after the role is chosen: the test's
+    transaction must be opened on the connection the test will use."""
+    yield
 
 
 @pytest.fixture

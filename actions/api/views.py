@@ -9,7 +9,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action as route
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,6 +31,7 @@ from actions.api.serializers import (
 from actions.models import Action
 from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Conflict, Invalid
+from rollback_console.pagination import StrictLimitOffsetPagination
 from rollback_console.parsers import BodyTooLarge, ORJSONParser, ORJSONRenderer
 
 _ERROR = OpenApiResponse(ErrorSerializer)
@@ -40,7 +40,7 @@ _READ_ERRORS = {401: _ERROR, 403: _ERROR, 404: _ERROR}
 _WRITE_ERRORS = {400: _FIELD_ERRORS, 401: _ERROR, 403: _ERROR, 409: _ERROR, 413: _ERROR}
 
 
-class ActionPagination(LimitOffsetPagination):
+class ActionPagination(StrictLimitOffsetPagination):
     max_limit = 1000
 
 

@@ -11,7 +11,7 @@ from console.forms import NoteForm, errors_text
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import complete_remediation
 from rollbacks.roles import holds_signing_role
-from rollbacks.selectors import remediation_tasks_for
+from rollbacks.selectors import get_remediation_task_for, remediation_tasks_for
 
 PAGE_SIZE = 25
 REASON = "Remediation is for people who sign off rollbacks, and for auditors to read."
@@ -31,6 +31,9 @@ def remediation_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @console_page(may_see_remediation, reason=REASON)
 def remediation_done(request: HttpRequest, task_id: int) -> HttpResponse:
+    # As on a rollback's own page: a task of a rollback this person may not see is not found (404), rather than
+    # refused with a message that tells an existing task from a missing one.
+    get_remediation_task_for(request.user, task_id)
     form = NoteForm(request.POST)
     if not form.is_valid():
         messages.error(request, errors_text(form))

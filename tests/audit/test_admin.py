@@ -5,7 +5,7 @@ from django.test import Client
 
 from audit.models import AnchorDelivery, AuditCheckpoint, AuditEvent
 from audit.services import anchor_audit_head, record_checkpoint
-from tests.audit.conftest import head, postgres_only, record, triggers_disabled
+from tests.audit.conftest import head, record, superuser_tampering, triggers_disabled
 
 CHANGELIST = "/admin/audit/auditevent/"
 
@@ -59,7 +59,7 @@ def test_nobody_can_add_change_or_delete_an_event_in_admin(cast, admin_client_):
 
 
 class TestABrokenChainInAdmin:
-    pytestmark = postgres_only
+    pytestmark = superuser_tampering
 
     def test_the_list_says_where_the_chain_breaks(self, cast, admin_client_):
         target = record(3)[1]

@@ -10,7 +10,7 @@ from audit.models import AuditChainHead, AuditEvent
 from audit.services import anchor_audit_head
 from audit.tasks import anchor_audit_head as anchor_task
 from audit.verification import verify_chain
-from tests.audit.conftest import head, postgres_only, record, rehash_from, triggers_disabled
+from tests.audit.conftest import head, record, rehash_from, superuser_tampering, triggers_disabled
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_anchors_in_two_files_that_disagree_on_a_seq_are_a_conflict_too(cast, an
 class TestASuperuserRewritingTheTail:
     """What the chain alone cannot show, the anchors written out before do."""
 
-    pytestmark = postgres_only
+    pytestmark = superuser_tampering
 
     def test_a_rewritten_and_rehashed_tail_is_caught_at_the_first_anchor_after_the_change(self, cast, anchor_file):
         early = record(4)

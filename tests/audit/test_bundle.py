@@ -19,7 +19,7 @@ from django.db import transaction
 from audit.models import AuditEvent
 from audit.services import EventSpec, anchor_audit_head, record_events
 from policies.models import PolicyVersion
-from tests.audit.conftest import AWKWARD_DATA, head, postgres_only, record, rehash_from, triggers_disabled
+from tests.audit.conftest import AWKWARD_DATA, head, record, rehash_from, superuser_tampering, triggers_disabled
 
 # What the writer must hash exactly as verify.py reads it back: unicode in keys and values, nesting, nulls,
 # integers at orjson's limits, decimals (stored as strings), floats, empty containers, escapes of every kind.
@@ -344,7 +344,7 @@ class TestARange:
 
 
 class TestAgainstTheDatabase:
-    pytestmark = postgres_only
+    pytestmark = superuser_tampering
 
     def test_a_trail_rewritten_and_rehashed_in_the_database_is_caught_in_its_bundle_by_the_anchors(
         self, trail, tmp_path

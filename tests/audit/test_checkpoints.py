@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.services import record_checkpoint
 from audit.tasks import verify_audit_trail
-from tests.audit.conftest import head, postgres_only, record, rehash_from, triggers_disabled
+from tests.audit.conftest import head, record, rehash_from, superuser_tampering, triggers_disabled
 
 
 def verify(*arguments: str) -> tuple[dict, bool]:
@@ -48,8 +48,9 @@ def test_the_next_verification_reads_only_what_was_appended_since_the_checkpoint
     assert not AuditCheckpoint.objects.latest().full
 
 
-@postgres_only[0]
-@postgres_only[1]
+@superuser_tampering[0]
+@superuser_tampering[1]
+@superuser_tampering[2]
 def test_a_change_after_the_checkpoint_is_caught_by_the_incremental_check(cast):
     record(3)
     verify()
@@ -64,7 +65,7 @@ def test_a_change_after_the_checkpoint_is_caught_by_the_incremental_check(cast):
 
 
 class TestAPrefixRewrittenBehindTheCheckpoint:
-    pytestmark = postgres_only
+    pytestmark = superuser_tampering
 
     def test_a_prefix_rewritten_and_rehashed_through_the_checkpoint_is_caught_at_the_checkpoint(self, cast):
         record(4)
@@ -134,8 +135,9 @@ def test_the_periodic_task_verifies_since_the_checkpoint_every_ten_minutes(cast)
     }
 
 
-@postgres_only[0]
-@postgres_only[1]
+@superuser_tampering[0]
+@superuser_tampering[1]
+@superuser_tampering[2]
 def test_the_periodic_task_logs_a_broken_trail(cast, caplog):
     record(2)
     verify()

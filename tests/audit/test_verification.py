@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from audit import verification
 from audit.models import AuditChainHead, AuditEvent
 from audit.verification import verify_chain
-from tests.audit.conftest import AWKWARD_DATA, head, postgres_only, record, triggers_disabled
+from tests.audit.conftest import AWKWARD_DATA, head, record, superuser_tampering, triggers_disabled
 
 
 def test_an_untouched_trail_verifies_with_its_head_and_every_event_counted(cast):
@@ -26,7 +26,7 @@ def test_verify_audit_prints_the_report_and_succeeds_on_a_whole_chain(cast):
 
 
 class TestASuperuserWithTriggersDisabled:
-    pytestmark = postgres_only
+    pytestmark = superuser_tampering
 
     def test_changing_an_event_is_named_by_its_seq(self, cast):
         target = record(6)[2]
@@ -98,6 +98,7 @@ class TestTheScanSplitOverProcesses:
             "head": head()[1],
         }
 
+    @pytest.mark.database_owner
     def test_a_change_in_any_part_is_named(self, cast):
         events = record(60)
         for target in (events[5], events[30], events[55]):  # one in each of three parts, fixed up after
@@ -114,6 +115,7 @@ class TestTheScanSplitOverProcesses:
                 AuditEvent.objects.filter(seq=target.seq).update(kind=target.kind)
         assert verify_chain(processes=3).ok
 
+    @pytest.mark.database_owner
     def test_a_missing_event_at_a_part_boundary_is_named(self, cast):
         record(40)
         top = head()[0]
