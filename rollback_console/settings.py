@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "rollbacks",
     "demo_shop",
     "console",
+    "agents",
 ]
 
 MIDDLEWARE = [
