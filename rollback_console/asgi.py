@@ -25,7 +25,8 @@ def build_application() -> ASGIApp:
         elif scope["path"] == "/mcp" or scope["path"].startswith("/mcp/"):
             await mcp(scope, receive, send)
         else:
-            await django_application(scope, receive, send)
+            # Django's stubs and Starlette type the same ASGI callables with different variance.
+            await django_application(scope, receive, send)  # type: ignore[arg-type]
 
     return application
 
