@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
@@ -43,8 +43,15 @@ class Credentials:
         return (headers.get("authorization") if headers is not None else None), (client.host if client else "")
 
 
+def _recycle_stale_connections() -> None:
+    # What Django does around each request. Never inside a transaction (a caller's own, or a test's): closing
+    # its connection would break it.
+    if not any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
+        close_old_connections()
+
+
 def _work(authorization: str | None, client_address: str, tool: Callable[..., dict[str, Any]], *args: Any) -> Any:
-    close_old_connections()
+    _recycle_stale_connections()
     try:
         user = authenticate(authorization, path=MCP_PATH, client_address=client_address)
         return tool(user, *args)
@@ -54,7 +61,7 @@ def _work(authorization: str | None, client_address: str, tool: Callable[..., di
             raise
         return refusal
     finally:
-        close_old_connections()
+        _recycle_stale_connections()
 
 
 async def _call(credentials: Credentials, ctx: Context, tool: Callable[..., dict[str, Any]], *args: Any) -> Any:

@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.db import connection
 from rollback_console_client import (
     Conflict,
     Forbidden,
@@ -17,6 +18,13 @@ from rollback_console_client import (
 from actions.models import Action
 from rollbacks.models import Rollback
 from tests.clients.conftest import refund
+
+# A live server answers from another thread, which sees only committed data: transactional tests, which only the
+# PostgreSQL run can empty again (the audit trail's triggers refuse SQLite's flush).
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="transactional tests need PostgreSQL"),
+]
 
 
 class LosesFirstAnswer(httpx.HTTPTransport):

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connections
 from django.utils import timezone
 from mcp import Client
@@ -25,13 +25,14 @@ def token_of(user: Any) -> str:
 
 
 def run(session: Callable[[Client], Coroutine[Any, Any, Any]], client: Client) -> Any:
-    """Open `client`, run `session` with it, close it: one agent's conversation."""
+    """Open `client`, run `session` with it, close it: one agent's conversation. Through async_to_sync, so the
+    tools' Django work (sync_to_async, thread-sensitive) runs in this thread, inside the test's transaction."""
 
     async def conversation() -> Any:
         async with client:
             return await session(client)
 
-    return asyncio.run(conversation())
+    return async_to_sync(conversation)()
 
 
 def call(token: str, tool: str, arguments: dict[str, Any] | None = None) -> CallToolResult:
@@ -73,8 +74,8 @@ def refund_body(**overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _close_the_servers_connections() -> Iterator[None]:
-    """The tools run in the single thread asgiref keeps for sync code, whose connection outlives a test (as it
-    should in production); closed here so the test database can be dropped."""
+    """Served by uvicorn (test_http.py), the tools run in the single thread asgiref keeps for sync code, whose
+    connection outlives a test (as it should in production); closed here so the test database can be dropped."""
     yield
     asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
 

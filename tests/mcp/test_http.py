@@ -1,6 +1,5 @@
 """The MCP server over streamable HTTP at /mcp/, served with Django by rollback_console.asgi under uvicorn (as in
-production), reached with the SDK's HTTP client; and over stdio, started as `manage.py mcp_server` (PostgreSQL:
-the subprocess needs a database it can open)."""
+production), reached with the SDK's HTTP client; and over stdio, started as `manage.py mcp_server`."""
 
 import json
 import os
@@ -24,7 +23,13 @@ from actions.models import Action
 from audit.models import AuditEvent
 from tests.mcp.conftest import TOOLS, answer, refund_body, refusal, run, token_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Served from other threads and processes, which see only committed data: transactional tests, which only the
+# PostgreSQL run can empty again (the audit trail's triggers refuse SQLite's flush).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.postgres,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="transactional tests need PostgreSQL"),
+]
 
 
 @pytest.fixture
@@ -109,8 +114,6 @@ def test_everything_but_mcp_is_still_django(asgi_server: str, cast: Any) -> None
     assert httpx2.get(f"{asgi_server}/accounts/login/").status_code == 200
 
 
-@pytest.mark.postgres
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the subprocess needs a database it can open")
 def test_an_agent_starts_the_stdio_server_with_its_token_and_calls_a_tool(cast: Any) -> None:
     database = django_settings.DATABASES["default"]
     url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"

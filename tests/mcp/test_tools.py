@@ -13,7 +13,7 @@ from rollback_console.authentication import revoke_tokens
 from rollbacks.services import request_rollback
 from tests.mcp.conftest import TOOLS, answer, call, refund_body, refusal, run, token_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_the_server_lists_its_tools_with_their_arguments(cast: Any) -> None:
