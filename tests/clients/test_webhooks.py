@@ -3,6 +3,7 @@ notifications and events all go through it) to a receiver built with `WebhookRec
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -165,3 +166,25 @@ def test_the_in_memory_store_forgets_the_oldest_keys_and_expired_answers() -> No
 def test_an_empty_secret_is_refused() -> None:
     with pytest.raises(ValueError):
         WebhookReceiver("")
+
+
+def test_two_deliveries_of_one_key_at_once_run_the_handler_once() -> None:
+    webhooks = WebhookReceiver(SECRET)
+    body = b'{"idempotency_key":"step-9-reverse"}'
+    headers = {"X-Rollback-Signature": sign(SECRET, body)}
+    started, calls, answers = threading.Event(), [], []
+
+    def slow(delivery: Delivery) -> dict[str, Any]:
+        calls.append(delivery.idempotency_key)
+        started.set()
+        time.sleep(0.2)  # the retry arrives while the first try is still reversing
+        return {"status": "ok", "call": len(calls)}
+
+    first = threading.Thread(target=lambda: answers.append(webhooks.handle(body, headers, slow)))
+    first.start()
+    started.wait(5)
+    answers.append(webhooks.handle(body, headers, slow))
+    first.join(5)
+    assert calls == ["step-9-reverse"]
+    assert answers == [{"status": "ok", "call": 1}, {"status": "ok", "call": 1}]
+    assert webhooks._key_locks == {}

@@ -14,7 +14,8 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -150,7 +151,7 @@ class WebhookReceiver:
             raise ValueError("An empty secret would accept anyone's signature.")
         self.secret, self.tolerance, self._clock = secret, tolerance, clock
         self.store: DeliveryStore = store if store is not None else InMemoryDeliveryStore()
-        self._key_locks: dict[str, threading.Lock] = {}
+        self._key_locks: dict[str, list[Any]] = {}  # key -> [its lock, how many deliveries hold or await it]
         self._locks_lock = threading.Lock()
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
@@ -180,7 +181,7 @@ class WebhookReceiver:
         A handler that raises keeps nothing, so the server's retry runs it again."""
         delivery = self.verify(body, headers)
         key = delivery.idempotency_key
-        with self._lock_for(key):
+        with self._exclusive(key):
             kept = self.store.recall(key)
             if kept is not None:
                 return kept
@@ -192,12 +193,21 @@ class WebhookReceiver:
         """Whether this key was handled before (for receivers that answer on their own)."""
         return self.store.recall(delivery.idempotency_key) is not None
 
-    def _lock_for(self, key: str) -> threading.Lock:
-        # Two deliveries of one key at once (a retry racing a slow first try) must not both run the handler.
+    @contextmanager
+    def _exclusive(self, key: str) -> Iterator[None]:
+        # Two deliveries of one key at once (a retry racing a slow first try) must not both run the handler. One
+        # lock per key in flight, dropped when its last holder leaves, so the map never outgrows the traffic.
         with self._locks_lock:
-            if len(self._key_locks) > 10_000:
-                self._key_locks = {k: lock for k, lock in self._key_locks.items() if lock.locked()}
-            return self._key_locks.setdefault(key, threading.Lock())
+            entry = self._key_locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._locks_lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._key_locks[key]
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
