@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "rollbacks",
     "demo_shop",
     "console",
+    "agents",
 ]
 
 MIDDLEWARE = [

@@ -123,3 +123,12 @@ def test_a_password_changed_since_the_last_run_is_replaced_and_printed_anew(db, 
     assert {name: p for name, p in after.items() if name != "vera"} == {
         name: p for name, p in before.items() if name != "vera"
     }
+
+
+def test_the_demo_prints_how_to_connect_an_agent_over_mcp_with_the_shops_token(db, credentials):
+    output = run_demo(credentials)
+    token = json.loads(credentials.read_text())["token"]
+    assert f"ROLLBACK_CONSOLE_TOKEN={token} " in output
+    assert "manage.py mcp_server" in output
+    assert "rollback_console.asgi:application" in output
+    assert "http://127.0.0.1:8002/mcp/" in output

@@ -1,4 +1,5 @@
 import io
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -16,6 +17,19 @@ def issue_token(username: str) -> str:
     out = io.StringIO()
     call_command("issue_token", username, actor="demo", stdout=out)
     return out.getvalue().strip().splitlines()[-1]
+
+
+def agent_instructions(token: str) -> str:
+    """How to connect an AI agent to this demo over MCP, as the shop (absolute paths, for an MCP client's config)."""
+    environment = "DEBUG=1 " if settings.DEBUG else ""
+    manage = Path(settings.BASE_DIR) / "manage.py"
+    return (
+        "\nConnect an agent over MCP (its tools act as the shop). Over stdio, the agent starts:\n"
+        f"  {environment}ROLLBACK_CONSOLE_TOKEN={token} {sys.executable} {manage} mcp_server\n"
+        "Over streamable HTTP, serve the ASGI app and point the agent at http://127.0.0.1:8002/mcp/ with the header\n"
+        "Authorization: Bearer <the token below>:\n"
+        f"  {environment}{Path(sys.executable).parent / 'uvicorn'} rollback_console.asgi:application --port 8002"
+    )
 
 
 class Command(BaseCommand):
@@ -50,4 +64,5 @@ class Command(BaseCommand):
         for login in logins:
             roles = ", ".join(login.roles) or "superuser, /admin/ only"
             self.stdout.write(f"  {login.username:<8} {login.password:<16} {roles}")
+        self.stdout.write(agent_instructions(token))
         self.stdout.write(f"\nThe shop's API token (Authorization: Token ...):\n  {token}")
