@@ -5,16 +5,25 @@ for the policy, one for the approvers and the integrator's existing actions (rep
 insert per table and the audit chain's three; one more to show replays.
 """
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import CharField, Value
 
-from actions.intake import ActionInput, FieldErrors, clean_action_fields, clean_external_ids
+from actions.intake import (
+    ActionInput,
+    FieldErrors,
+    clean_action_fields,
+    clean_external_ids,
+    json_pointer,
+    payload_schema_errors,
+)
 from actions.models import ACTION_TRANSITIONS, Action, ActionLink
 from audit.services import EventSpec, record_events
 from policies.manifest import ActionTypePolicy, Manifest
@@ -31,6 +40,7 @@ _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 MAX_BATCH_LINKS = 10_000
 _AMOUNT_QUANTUM = Decimal("0.0001")
 _AMOUNT_LIMIT = Decimal(10) ** 14  # Action.amount: 18 digits, 4 after the point
+_DECIMAL_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 def record_action(integrator: Any, data: Any) -> tuple[Action, bool]:
@@ -164,6 +174,8 @@ def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> l
             ]
         snapshot: dict[str, Any] = {}
         if policy is not None:
+            if policy.payload_validator is not None:
+                payload_schema_errors(policy.payload_validator, item.payload, item_errors)
             snapshot = _reversibility(policy, item, item_errors)
         if item_errors:
             errors[str(index)] = item_errors
@@ -239,20 +251,27 @@ def _reversibility(policy: ActionTypePolicy, item: ActionInput, errors: FieldErr
 
 
 def _amount(policy: ActionTypePolicy, payload: Mapping[str, Any], errors: FieldErrors) -> Decimal | None:
-    """The financial impact, from the policy's amount field; a value that is not a number is no amount."""
+    """The financial impact, from the policy's amount field: required, and a non-negative decimal, because the
+    sign-offs and the metrics weigh a rollback by it."""
     if not policy.amount_field:
         return None
-    value = payload.get(policy.amount_field)
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    pointer = json_pointer("payload", policy.amount_field)
+    if policy.amount_field not in payload:
+        errors[pointer] = [f"This field is required: {policy.name} reads its amount from it."]
         return None
-    try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
+    value = payload[policy.amount_field]
+    amount: Decimal | None = None
+    if (isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value)) or (
+        isinstance(value, int) and not isinstance(value, bool)
+    ):
+        amount = Decimal(value)
+    elif isinstance(value, float) and math.isfinite(value):
+        amount = Decimal(str(value))
+    if amount is None or amount < 0:
+        errors[pointer] = ['Expected a non-negative decimal, as a string such as "12.50" or as a number.']
         return None
-    if not amount.is_finite():
-        return None
-    if abs(amount) >= _AMOUNT_LIMIT:
-        errors["payload"] = {policy.amount_field: ["Too large for an amount (at most 14 digits before the point)."]}
+    if amount >= _AMOUNT_LIMIT:
+        errors[pointer] = ["Too large for an amount (at most 14 digits before the point)."]
         return None
     return amount.quantize(_AMOUNT_QUANTUM)
 

@@ -6,10 +6,16 @@ owner fixes a file once, not once per error.
 
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from policies.methods import METHODS
 from policies.roles import AUDIENCES, ROLES, TRIGGERS
@@ -59,6 +65,8 @@ class ActionTypePolicy:
     compensations: tuple[Compensation, ...]
     cascades_to: tuple[str, ...]
     amount_field: str | None
+    # Compiled once per parsed manifest, and manifests are parsed once per policy version: intake only runs it.
+    payload_validator: Draft202012Validator | None = field(default=None, compare=False, repr=False)
 
     @property
     def operation(self) -> str:
@@ -189,6 +197,48 @@ def _nesting_exceeds(document: Any) -> bool:
     return False
 
 
+def _payload_validator(check: _Checker, path: str, schema: Any) -> Draft202012Validator | None:
+    """A JSON Schema (draft 2020-12) for the action type's payloads, compiled; errors go to `check` by key path."""
+    if schema is None:
+        return None
+    if not isinstance(schema, dict):
+        check.error(path, "must be an inline table holding a JSON Schema (draft 2020-12)")
+        return None
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        check.error(path + _toml_path(exc.absolute_path), f"not a valid JSON Schema: {exc.message}")
+        return None
+    # Intake never fetches anything: a schema is self-contained, and every reference in it must resolve now,
+    # not fail on the first payload that reaches it.
+    resolver = Registry().resolver_with_root(DRAFT202012.create_resource(schema))
+    for where, ref in _references(schema, ()):
+        if not ref.startswith("#"):
+            check.error(path + _toml_path(where), f"{ref!r}: only references within the schema (#...) are allowed")
+            continue
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            check.error(path + _toml_path(where), f"{ref!r} does not resolve within the schema")
+    return Draft202012Validator(schema)
+
+
+def _references(value: Any, where: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(child, str):
+                yield (*where, key), child
+            else:
+                yield from _references(child, (*where, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _references(child, (*where, index))
+
+
+def _toml_path(parts: Any) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{_key(str(part))}" for part in parts)
+
+
 def build_manifest(raw: Mapping[str, Any]) -> Manifest:
     check = _Checker()
     check.unknown("", raw, {"version", "integrators", "communications", "action_types", "triggers", "window_expired"})
@@ -201,8 +251,8 @@ def build_manifest(raw: Mapping[str, Any]) -> Manifest:
     for key, value in check.table("integrators", raw.get("integrators", {})).items():
         path = f"integrators.{_key(key)}"
         table = check.table(path, value)
-        check.unknown(path, table, {"reversal_url", "notify_url", "secret_env"})
-        for url_key in ("reversal_url", "notify_url"):
+        check.unknown(path, table, {"reversal_url", "notify_url", "events_url", "secret_env"})
+        for url_key in ("reversal_url", "notify_url", "events_url"):
             url = table.get(url_key)
             if url is not None and (not isinstance(url, str) or not re.match(r"^https?://", url)):
                 check.error(f"{path}.{url_key}", "must be an http(s) URL")
@@ -234,6 +284,7 @@ def build_manifest(raw: Mapping[str, Any]) -> Manifest:
                 "compensations",
                 "cascades_to",
                 "amount_field",
+                "payload_schema",
             },
         )
         reversibility = table.get("reversibility")
@@ -296,6 +347,7 @@ def build_manifest(raw: Mapping[str, Any]) -> Manifest:
             compensations=tuple(compensations),
             cascades_to=check.strings(f"{path}.cascades_to", table.get("cascades_to")),
             amount_field=amount_field,
+            payload_validator=_payload_validator(check, f"{path}.payload_schema", table.get("payload_schema")),
         )
     for name, policy in action_types.items():
         for index, target in enumerate(policy.cascades_to):

@@ -145,7 +145,7 @@ def test_a_batch_body_over_sixteen_mebibytes_is_refused_with_413(client_for, cas
 
 
 def test_a_batch_body_over_one_mebibyte_is_fine(client_for, cast):
-    actions = [action_body(payload={"note": "x" * 2000}) for _ in range(600)]
+    actions = [action_body(payload={"amount": "1.00", "note": "x" * 2000}) for _ in range(600)]
 
     response = client_for(cast.shop).post(URL, {"actions": actions}, format="json")
 
