@@ -60,7 +60,7 @@ def test_an_execution_more_than_five_minutes_ahead_of_our_clock_is_refused(cast)
     soon = timezone.now() + timedelta(minutes=4)
     too_soon = timezone.now() + timedelta(minutes=6)
 
-    action, created = record_action(cast.shop, action_body(executed_at=soon, approved_at=soon))
+    _, created = record_action(cast.shop, action_body(executed_at=soon, approved_at=soon))
     with pytest.raises(Invalid) as refused:
         record_action(cast.shop, action_body(executed_at=too_soon, approved_at=too_soon))
 

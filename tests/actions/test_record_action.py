@@ -178,7 +178,9 @@ def test_a_payload_without_the_policys_amount_field_is_refused(cast):
     with pytest.raises(Invalid) as refused:
         record_action(cast.shop, action_body(action_type="wire.transfer", payload={"iban": "DE89"}))
 
-    assert refused.value.errors == {"payload/amount": ["This field is required: wire.transfer reads its amount from it."]}
+    assert refused.value.errors == {
+        "payload/amount": ["This field is required: wire.transfer reads its amount from it."]
+    }
 
 
 def test_an_amount_too_large_to_store_is_refused_rather_than_cut(cast):
