@@ -6,4 +6,6 @@ app_name = "demo_shop"
 urlpatterns = [
     path("reversals", views.reversals, name="reversals"),
     path("notifications", views.notifications, name="notifications"),
+    path("events", views.events, name="events"),
+    path("", views.shop_page, name="page"),
 ]
