@@ -172,7 +172,8 @@ def deliver_notification(notification: Mapping[str, Any], *, idempotency_key: st
 
 def receive_event(body: Mapping[str, Any], *, idempotency_key: str) -> tuple[ReceivedEvent, bool]:
     """Keep a rollback event once per signed key; a resend only counts the call."""
-    rollback = body.get("rollback") if isinstance(body.get("rollback"), Mapping) else {}
+    found = body.get("rollback")
+    rollback: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     with transaction.atomic():
         event, created = ReceivedEvent.objects.select_for_update().get_or_create(
             idempotency_key=idempotency_key,

@@ -20,6 +20,7 @@ from audit.services import SYSTEM, record_event
 from policies.methods.webhook import integrator_secret, post_signed
 from policies.selectors import policy_of
 from rollbacks.backoff import retry_delay
+from rollbacks.guard import whole_id
 from rollbacks.models import CommunicationStatus, IntegratorEvent, Rollback, RollbackState, SignOff, Step
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,10 @@ def send_integrator_events(rollback_id: int) -> float | None:
     again (a transient failure, or another worker sending now), or None when nothing is left to send.
 
     As for communications, the attempt is claimed in one transaction and its result recorded in another, so no
-    transaction stays open while the POST travels."""
+    transaction stays open while the POST travels. A message naming no rollback of ours sends nothing: it can
+    only ever send what a transition already wrote, so a hand-made one tells an integrator nothing new."""
+    if whole_id(rollback_id) is None:
+        return None
     while True:
         now = timezone.now()
         with transaction.atomic():
