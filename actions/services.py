@@ -1,8 +1,8 @@
 """Every write to actions: recording them (one or a batch), linking them, and moving their state.
 
 Recording costs a constant number of queries whatever the batch size or the number of `caused_by` links: one
-for the policy, one for the approvers and the integrator's existing actions (replays and causes at once), one
-insert per table and the audit chain's three; one more to show replays.
+for the current policy version, the approvers and the integrator's existing actions (replays and causes) at once,
+one insert per table and the audit append (one call on PostgreSQL for a small batch); one more to show replays.
 """
 
 import math
@@ -14,7 +14,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import CharField, Value
+from django.db.models import CharField, Subquery, Value
 
 from actions.intake import (
     ActionInput,
@@ -27,7 +27,8 @@ from actions.intake import (
 from actions.models import ACTION_TRANSITIONS, Action, ActionLink
 from audit.services import EventSpec, record_events
 from policies.manifest import ActionTypePolicy, Manifest
-from policies.selectors import NoPolicyLoaded, current_policy
+from policies.models import PolicyActivation
+from policies.selectors import NO_POLICY, policy_version_manifest
 from rollback_console.errors import Conflict, Invalid
 
 User = get_user_model()
@@ -99,12 +100,19 @@ def _record(integrator: Any, items: list[ActionInput], *, batch: bool) -> list[t
     raise AssertionError("unreachable")
 
 
-def _look_up(integrator: Any, items: list[ActionInput]) -> tuple[dict[str, tuple[int, str]], dict[str, Any]]:
-    """In one query: the integrator's recorded actions that the items name (as themselves, to replay, or as
-    causes), as {external id: (id, fingerprint)}, and the approvers, as {username: user}. A single post's cost
-    is mostly its number of queries."""
+def _look_up(
+    integrator: Any, items: list[ActionInput]
+) -> tuple[tuple[int, str] | None, dict[str, tuple[int, str]], dict[str, Any]]:
+    """In one query: the current policy version (id, content hash), the integrator's recorded actions that the
+    items name (as themselves, to replay, or as causes), as {external id: (id, fingerprint)}, and the approvers,
+    as {username: user}. A single post's cost is mostly its number of queries."""
     referenced = {item.external_id for item in items}.union(*(item.caused_by for item in items))
     text = CharField()
+    current = PolicyActivation.objects.filter(
+        pk=Subquery(PolicyActivation.objects.order_by("-id").values("id")[:1])
+    ).values_list(
+        Value("policy", output_field=text), "version__content_hash", "version_id", Value("", output_field=text)
+    )
     actions = (
         Action.objects.filter(integrator=integrator, external_id__in=referenced)
         .order_by()
@@ -115,22 +123,25 @@ def _look_up(integrator: Any, items: list[ActionInput]) -> tuple[dict[str, tuple
         .order_by()
         .values_list(Value("user", output_field=text), "username", "pk", Value("", output_field=text))
     )
+    policy: tuple[int, str] | None = None
     recorded: dict[str, tuple[int, str]] = {}
     users: dict[str, Any] = {}
-    for kind, name, pk, fingerprint in actions.union(approvers, all=True):
+    for kind, name, pk, fingerprint in current.union(actions, approvers, all=True):
         if kind == "action":
             recorded[name] = (pk, fingerprint)
-        else:
+        elif kind == "user":
             users[name] = User.from_db(None, ["id", "username"], [pk, name])
-    return recorded, users
+        else:
+            policy = (pk, name)
+    return policy, recorded, users
 
 
 def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> list[tuple[Action, bool]]:
-    try:
-        version_id, manifest = current_policy()
-    except NoPolicyLoaded as exc:
-        raise Conflict(str(exc)) from None
-    recorded, approvers = _look_up(integrator, items)
+    policy_version, recorded, approvers = _look_up(integrator, items)
+    if policy_version is None:
+        raise Conflict(NO_POLICY)
+    version_id = policy_version[0]
+    manifest = policy_version_manifest(*policy_version)
 
     errors: dict[str, FieldErrors] = {}
     conflicts: list[str] = []
