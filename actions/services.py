@@ -8,13 +8,16 @@ one insert per table and the audit append (one call on PostgreSQL for a small ba
 import math
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import CharField, Subquery, Value
+from django.utils import timezone
 
 from actions.intake import (
     ActionInput,
@@ -214,7 +217,7 @@ def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> l
     if conflicts:
         raise Conflict(" ".join(conflicts))
     if new_actions:
-        Action.objects.bulk_create(list(new_actions.values()))
+        _insert_actions(list(new_actions.values()))
 
         def id_of(name: str) -> int:
             return recorded[name][0] if name in recorded else earlier[name].pk
@@ -241,6 +244,67 @@ def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> l
         (new_actions[index], True) if index in new_actions else (replayed[replays[index]], False)
         for index in range(len(items))
     ]
+
+
+_COPY_FROM = 21  # actions in one batch from which PostgreSQL gets them by COPY
+_COLUMNS = (
+    "id",
+    "integrator_id",
+    "external_id",
+    "action_type",
+    "subject",
+    "payload",
+    "executed_at",
+    "approved_by_id",
+    "approved_at",
+    "approval_context",
+    "policy_version_id",
+    "reversibility",
+    "reversal_method",
+    "prerequisites",
+    "side_effects",
+    "window_ends_at",
+    "amount",
+    "state",
+    "fingerprint",
+    "recorded_at",
+)
+_JSON_COLUMNS = frozenset({"payload", "approval_context", "prerequisites", "side_effects"})
+_TABLE = Action._meta.db_table
+_COPY = f"COPY {_TABLE} ({', '.join(_COLUMNS)}) FROM STDIN"
+
+
+def _insert_actions(actions: list[Action]) -> None:
+    """One bulk insert; on PostgreSQL a larger batch takes its ids from the sequence and goes in by COPY, whose
+    rows psycopg formats in C, where Django's UNNEST insert has psycopg escape every JSON text array in Python
+    (about half the batch's time in the web process)."""
+    if connection.vendor != "postgresql" or len(actions) < _COPY_FROM:
+        Action.objects.bulk_create(actions)
+        return
+    recorded_at = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT nextval(pg_get_serial_sequence('{_TABLE}', 'id')) FROM generate_series(1, %s)", [len(actions)]
+        )
+        ids = sorted(pk for (pk,) in cursor.fetchall())
+        for pk, action in zip(ids, actions, strict=True):
+            action.pk = pk
+            action.recorded_at = recorded_at
+            action._state.adding = False
+            action._state.db = cursor.db.alias
+        # Through Django's cursor, so the COPY is counted where queries are counted (tests, debug), and with its
+        # error wrapper, so a concurrent insert of the same external id is the IntegrityError _record retries on.
+        logged = cursor.debug_sql(_COPY) if hasattr(cursor, "debug_sql") else nullcontext()
+        with logged, connection.wrap_database_errors, cursor.cursor.copy(_COPY) as copy:
+            for action in actions:
+                copy.write_row(
+                    [
+                        orjson.dumps(getattr(action, column)).decode()
+                        if column in _JSON_COLUMNS
+                        else getattr(action, column)
+                        for column in _COLUMNS
+                    ]
+                )
 
 
 def _reversibility(policy: ActionTypePolicy, item: ActionInput, errors: FieldErrors) -> dict[str, Any]:
