@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import CharField, Subquery, Value
+from django.db.models import CharField, Exists, OuterRef, Value
 from django.utils import timezone
 
 from actions.intake import (
@@ -111,10 +111,13 @@ def _look_up(
     as {username: user}. A single post's cost is mostly its number of queries."""
     referenced = {item.external_id for item in items}.union(*(item.caused_by for item in items))
     text = CharField()
-    current = PolicyActivation.objects.filter(
-        pk=Subquery(PolicyActivation.objects.order_by("-id").values("id")[:1])
-    ).values_list(
-        Value("policy", output_field=text), "version__content_hash", "version_id", Value("", output_field=text)
+    # The newest activation: the one no later activation follows (SQLite allows no ORDER BY or LIMIT in a UNION).
+    current = (
+        PolicyActivation.objects.filter(~Exists(PolicyActivation.objects.filter(pk__gt=OuterRef("pk"))))
+        .order_by()
+        .values_list(
+            Value("policy", output_field=text), "version__content_hash", "version_id", Value("", output_field=text)
+        )
     )
     actions = (
         Action.objects.filter(integrator=integrator, external_id__in=referenced)
