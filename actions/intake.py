@@ -6,7 +6,7 @@ client, and bad input must end as a 400, never as a database error.
 """
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -131,8 +131,20 @@ def json_pointer(*parts: Any) -> str:
     return "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in parts)
 
 
-def payload_schema_errors(validator: Draft202012Validator, payload: Mapping[str, Any], errors: FieldErrors) -> None:
-    """Adds each way `payload` breaks its action type's schema, keyed by JSON pointer (`payload/amount`)."""
+def payload_schema_errors(
+    validator: Draft202012Validator,
+    payload: Mapping[str, Any],
+    errors: FieldErrors,
+    fast_check: Callable[[Any], Any] | None = None,
+) -> None:
+    """Adds each way `payload` breaks its action type's schema, keyed by JSON pointer (`payload/amount`).
+    `fast_check` (fastjsonschema, about 40 times faster) passes a valid payload; jsonschema names the errors."""
+    if fast_check is not None:
+        try:
+            fast_check(payload)
+            return
+        except Exception:  # JsonSchemaException or anything it trips on: jsonschema below has the last word
+            pass
     try:
         found = sorted(validator.iter_errors(payload), key=lambda error: list(map(str, error.absolute_path)))
     except Unresolvable:  # the manifest loader resolves every reference; this guards a stored older version

@@ -192,7 +192,7 @@ def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> l
         snapshot: dict[str, Any] = {}
         if policy is not None:
             if policy.payload_validator is not None:
-                payload_schema_errors(policy.payload_validator, item.payload, item_errors)
+                payload_schema_errors(policy.payload_validator, item.payload, item_errors, policy.payload_fast_check)
             snapshot = _reversibility(policy, item, item_errors)
         if item_errors:
             errors[str(index)] = item_errors

@@ -174,3 +174,55 @@ def test_a_caller_without_a_role_cannot_record_and_learns_nothing_of_the_schema(
 
     assert response.status_code == 403
     assert "payload" not in response.content.decode()
+
+
+FAST_CASES = [
+    ({"type": "object", "required": ["a"], "properties": {"a": {"type": "integer", "minimum": 1}}}, True),
+    ({"properties": {"c": {"enum": ["EUR", "USD", None]}}, "additionalProperties": False}, True),
+    ({"properties": {"n": {"enum": [1, 2]}}}, False),  # True == 1 in Python: left to jsonschema
+    ({"properties": {"d": {"type": "string", "format": "date"}}}, False),
+    ({"$defs": {"x": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/x", "minLength": 2}}}, False),
+    ({"$defs": {"x": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/x"}}}, True),
+    ({"prefixItems": [{"type": "string"}]}, False),
+]
+PAYLOADS = [
+    {},
+    {"a": 1},
+    {"a": 0},
+    {"a": True},
+    {"a": 1.0},
+    {"a": "xy"},
+    {"a": "x"},
+    {"c": "EUR"},
+    {"c": None},
+    {"c": "GBP"},
+    {"n": True},
+    {"n": 1},
+    {"d": "not a date"},
+    {"extra": 1},
+    {"a": [1]},
+]
+
+
+@pytest.mark.parametrize(("schema", "fast"), FAST_CASES)
+def test_the_fast_check_is_used_only_where_it_agrees_with_jsonschema(schema, fast):
+    from jsonschema import Draft202012Validator
+
+    from actions.intake import payload_schema_errors
+    from policies.manifest import _fast_check
+
+    check = _fast_check(schema)
+    validator = Draft202012Validator(schema)
+
+    assert (check is not None) == fast
+    for payload in PAYLOADS:
+        with_fast: dict = {}
+        without: dict = {}
+        payload_schema_errors(validator, payload, with_fast, check)
+        payload_schema_errors(validator, payload, without)
+        assert with_fast == without, payload
+        assert (not without) == validator.is_valid(payload)
+
+
+def test_the_demo_refund_schema_gets_the_fast_check(cast):
+    assert current_policy()[1].action_types["refund.issue"].payload_fast_check is not None
