@@ -6,12 +6,15 @@ client, and bad input must end as a 400, never as a database error.
 """
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from django.utils import timezone
+from jsonschema import Draft202012Validator
+from referencing.exceptions import Unresolvable
 
 from rollback_console.errors import Invalid
 
@@ -30,6 +33,10 @@ REQUIRED = ("external_id", "action_type", "subject", "executed_at", "approved_by
 MAX_LENGTHS = {"external_id": 255, "action_type": 100, "subject": 255, "approved_by": 150}
 MAX_CAUSED_BY = 1000
 MAX_JSON_DEPTH = 32
+# Clocks drift: an integrator's clock a little ahead of ours is no reason to refuse its record.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_SCHEMA_ERRORS = 20
+MAX_MESSAGE_LENGTH = 300
 
 FieldErrors = dict[str, Any]
 
@@ -74,6 +81,8 @@ def clean_action_fields(data: Any, errors: FieldErrors) -> ActionInput | None:
     payload = _json_object("payload", data.get("payload", {}), errors)
     approval_context = _json_object("approval_context", data.get("approval_context", {}), errors)
     caused_by = _external_ids("caused_by", data.get("caused_by", []), errors)
+    if executed_at is not None and approved_at is not None:
+        _plausible_times(executed_at, approved_at, errors)
     if errors:
         return None
     assert executed_at is not None and approved_at is not None and payload is not None
@@ -103,6 +112,62 @@ def clean_action_fields(data: Any, errors: FieldErrors) -> ActionInput | None:
         caused_by=caused_by,
         fingerprint=fingerprint,
     )
+
+
+def _plausible_times(executed_at: datetime, approved_at: datetime, errors: FieldErrors) -> None:
+    """An approval given after the action ran, or an action that has not run yet, is a wrong record: the
+    approval is what a reviewer judges the action by, and the reversal window starts at the execution."""
+    if approved_at > executed_at:
+        errors["approved_at"] = [
+            f"Later than executed_at ({_utc_text(approved_at)} > {_utc_text(executed_at)}): "
+            "an action is approved before it is executed."
+        ]
+    if executed_at > timezone.now() + FUTURE_TOLERANCE:
+        errors["executed_at"] = ["More than 5 minutes in the future: record an action once it has been executed."]
+
+
+def json_pointer(*parts: Any) -> str:
+    """`payload/lines/0/note`: RFC 6901 tokens joined by slashes, without the leading one, as errors are keyed."""
+    return "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def payload_schema_errors(
+    validator: Draft202012Validator,
+    payload: Mapping[str, Any],
+    errors: FieldErrors,
+    fast_check: Callable[[Any], Any] | None = None,
+) -> None:
+    """Adds each way `payload` breaks its action type's schema, keyed by JSON pointer (`payload/amount`).
+    `fast_check` (fastjsonschema, about 40 times faster) passes a valid payload; jsonschema names the errors."""
+    if fast_check is not None:
+        try:
+            fast_check(payload)
+            return
+        except Exception:  # JsonSchemaException or anything it trips on: jsonschema below has the last word
+            pass
+    try:
+        found = sorted(validator.iter_errors(payload), key=lambda error: list(map(str, error.absolute_path)))
+    except Unresolvable:  # the manifest loader resolves every reference; this guards a stored older version
+        errors["payload"] = ["The action type's payload schema cannot be applied; ask the policy owner."]
+        return
+    for error in found[:MAX_SCHEMA_ERRORS]:
+        place = ["payload", *error.absolute_path]
+        if error.validator == "required" and isinstance(error.instance, Mapping):
+            # One error per missing property, worded by jsonschema; naming the property's own place is clearer.
+            for name in error.validator_value:
+                if name not in error.instance:
+                    _add(errors, json_pointer(*place, name), "This field is required.")
+            continue
+        message = error.message
+        if len(message) > MAX_MESSAGE_LENGTH:
+            message = message[: MAX_MESSAGE_LENGTH - 1] + "…"
+        _add(errors, json_pointer(*place), message)
+
+
+def _add(errors: FieldErrors, key: str, message: str) -> None:
+    messages = errors.setdefault(key, [])
+    if message not in messages:
+        messages.append(message)
 
 
 def clean_external_ids(field: str, value: Any) -> tuple[str, ...]:

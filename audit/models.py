@@ -25,6 +25,7 @@ class AuditEvent(models.Model):
       rollback.step.retried, rollback.step.resolved, rollback.step.confirmed
     - rollback.step.refused, rollback.communication.refused, rollback.run_refused (a worker refused a message)
     - communication.sent, communication.failed, communication.attempt
+    - integrator_event.sent, integrator_event.attempt, integrator_event.failed (an integrator told of a decision)
     - remediation.opened, remediation.done
     - token.issued, token.revoked
     """

@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +60,62 @@ def record_event(
 
 
 def record_events(specs: Sequence[EventSpec]) -> list[AuditEvent]:
-    """Append several events in order with three queries whatever their number."""
+    """Append several events in order: one query for a few on PostgreSQL, three whatever their number otherwise."""
     if not specs:
         return []
     if not connection.in_atomic_block:
         raise RuntimeError("Audit events must be written inside the transaction of the change they record.")
-    head = AuditChainHead.objects.select_for_update().get(pk=1)
-    seq, prev_hash = head.seq, head.hash
     at = timezone.now()
+    if connection.vendor == "postgresql" and len(specs) <= _APPEND_FUNCTION_MAX:
+        return _append_in_one_round_trip(specs, at)
+    head = AuditChainHead.objects.select_for_update().get(pk=1)
+    events = _chain(specs, at, head.seq, head.hash)
+    _insert(events)
+    AuditChainHead.objects.filter(pk=1).update(seq=events[-1].seq, hash=events[-1].hash)
+    return events
+
+
+# Up to this many events an append is one call of audit_append (migration 0004): lock, hash, insert and move the
+# head in the database. Larger batches keep lock + COPY + update: psycopg escapes the text arrays in Python and
+# the function hashes in PL/pgSQL, which made 100 events take 7 ms against the COPY's 3.3 (20: 2.0 against 1.9).
+_APPEND_FUNCTION_MAX = 20
+_APPEND = (
+    "SELECT old_seq, old_hash, new_hash FROM audit_append(%s::timestamptz, %s::text, %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[])"
+)
+
+
+def _append_in_one_round_trip(specs: Sequence[EventSpec], at: datetime) -> list[AuditEvent]:
+    datas = [canonical_data(spec.data) for spec in specs]
+    params = (
+        at,
+        format_at(at),
+        [spec.actor for spec in specs],
+        [orjson.dumps(spec.actor).decode() for spec in specs],
+        [spec.kind for spec in specs],
+        [orjson.dumps(spec.kind).decode() for spec in specs],
+        [spec.action_id for spec in specs],
+        [spec.rollback_id for spec in specs],
+        datas,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_APPEND, params)
+        old_seq, old_hash, new_hash = cursor.fetchone()
+    # The same chain in Python: the events to return, and a check that both sides hash the same bytes.
+    events = _chain(specs, at, old_seq, old_hash, datas)
+    if events[-1].hash != new_hash:
+        raise RuntimeError("audit_append hashed an event differently from audit.chain; nothing is recorded.")
+    return events
+
+
+def _chain(
+    specs: Sequence[EventSpec], at: datetime, seq: int, prev_hash: str, datas: Sequence[str] | None = None
+) -> list[AuditEvent]:
     at_text = format_at(at)
     events = []
-    for spec in specs:
+    for index, spec in enumerate(specs):
         seq += 1
-        data = canonical_data(spec.data)
+        data = datas[index] if datas is not None else canonical_data(spec.data)
         digest = event_hash(seq, at_text, spec.actor, spec.kind, spec.action_id, spec.rollback_id, data, prev_hash)
         events.append(
             AuditEvent(
@@ -87,8 +131,6 @@ def record_events(specs: Sequence[EventSpec]) -> list[AuditEvent]:
             )
         )
         prev_hash = digest
-    _insert(events)
-    AuditChainHead.objects.filter(pk=1).update(seq=seq, hash=prev_hash)
     return events
 
 

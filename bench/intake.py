@@ -9,8 +9,9 @@ approver `alice`, starts gunicorn with bench/intake_settings.py (the project plu
 create of the same Action row at /bench/bare-actions/), then prints actions recorded per second for:
 - single POST /api/v1/actions/ from concurrent keep-alive clients (wrk if installed, threads otherwise),
 - the bare ModelViewSet create, the same way, for comparison,
-- POST /api/v1/actions/batch/ with 100 and with 1,000 actions (each naming the batch's first in caused_by).
-The four alternate in short rounds, so each sees the same share of a shared machine's load; the last lines
+- POST /api/v1/actions/batch/ with 100 and with 1,000 actions (each naming the batch's first in caused_by),
+- a bare bulk_create of the same 100 rows (bench/intake_urls.py), for comparison with the batch of 100.
+The five alternate in short rounds, so each sees the same share of a shared machine's load; the last lines
 total every round. Every figure counts only answers with the expected status; any other answer is reported.
 """
 
@@ -169,7 +170,7 @@ def single_posts_threads(base: str, path: str, token: str, clients: int, duratio
     return {**counts, "seconds": duration, "p50": "-", "p99": "-"}
 
 
-def batches(base: str, token: str, size: int, count: int, clients: int) -> dict:
+def batches(base: str, token: str, size: int, count: int, clients: int, path: str = "/api/v1/actions/batch/") -> dict:
     """`count` batches of `size` linked actions (each names the batch's first in caused_by), `clients` at once."""
     parsed = urllib.parse.urlsplit(base)
     prefix = uuid.uuid4().hex[:8]
@@ -192,7 +193,7 @@ def batches(base: str, token: str, size: int, count: int, clients: int) -> dict:
                     return
                 body = queue.pop()
             started = time.perf_counter()
-            conn.request("POST", "/api/v1/actions/batch/", body, headers)
+            conn.request("POST", path, body, headers)
             response = conn.getresponse()
             text = response.read()
             with lock:
@@ -246,7 +247,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients for single posts")
     parser.add_argument("--duration", type=int, default=5, help="seconds per single-post run in each round")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of the four measurements, alternated")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the five measurements, alternated")
     parser.add_argument("--batch-clients", type=int, default=2)
     parser.add_argument("--target", help="a running server's base URL (then --token is required)")
     parser.add_argument("--token")
@@ -318,6 +319,10 @@ def main() -> None:
                     "batch of 100 (POST /api/v1/actions/batch/)",
                     lambda: batches(base, token, 100, 30, args.batch_clients),
                 ),
+                (
+                    "bare bulk_create of 100 (same rows)",
+                    lambda: batches(base, token, 100, 30, args.batch_clients, "/bench/bare-actions/batch/"),
+                ),
                 ("batch of 1,000", lambda: batches(base, token, 1000, 6, args.batch_clients)),
             ):
                 runs.setdefault(label, []).append(measure())
@@ -325,6 +330,10 @@ def main() -> None:
         print()
         for label, results in runs.items():
             report(f"all rounds: {label}", total(results))
+        rate = {label: total(results)["ok"] / total(results)["seconds"] for label, results in runs.items()}
+        single_ratio = rate["single POST /api/v1/actions/"] / rate["bare ModelViewSet create (same row)"]
+        batch_ratio = rate["batch of 100 (POST /api/v1/actions/batch/)"] / rate["bare bulk_create of 100 (same rows)"]
+        print(f"\nsame-run ratios: single posts {single_ratio:.2f}x the bare create, batches of 100 {batch_ratio:.2f}x")
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)

@@ -1,10 +1,17 @@
-"""The project's URLs plus POST /bench/bare-actions/: a plain ModelViewSet create of the same Action row, with
-none of the product's work (no policy, no replay check, no links, no audit). The floor to compare against."""
+"""The project's URLs plus the floors to compare against, with none of the product's work (no policy check, no
+replay check, no links, no audit):
+- POST /bench/bare-actions/: a plain ModelViewSet create of the same Action row;
+- POST /bench/bare-actions/batch/: `{"actions": [...]}` turned into Action rows as sent (the approvers looked up in
+  one query) and written with one bulk_create."""
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.urls import include, path
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import api_view
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from actions.models import Action
@@ -55,6 +62,37 @@ class BareActionViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet):
         )
 
 
+@api_view(["POST"])
+def bare_bulk_create(request: Request) -> Response:
+    items = request.data["actions"]
+    users = {u.username: u for u in get_user_model().objects.filter(username__in={i["approved_by"] for i in items})}
+    version_id = current_policy()[0]
+    created = Action.objects.bulk_create(
+        [
+            Action(
+                integrator=request.user,
+                external_id=item["external_id"],
+                action_type=item["action_type"],
+                subject=item["subject"],
+                payload=item["payload"],
+                executed_at=item["executed_at"],
+                approved_by=users[item["approved_by"]],
+                approved_at=item["approved_at"],
+                approval_context=item["approval_context"],
+                policy_version_id=version_id,
+                reversibility="full",
+                fingerprint="",
+            )
+            for item in items
+        ]
+    )
+    return Response({"created": len(created), "ids": [action.pk for action in created]}, status=status.HTTP_201_CREATED)
+
+
 router = SimpleRouter()
 router.register("bench/bare-actions", BareActionViewSet, basename="bare-action")
-urlpatterns = [*project_urlpatterns, path("", include(router.urls))]
+urlpatterns = [
+    *project_urlpatterns,
+    path("bench/bare-actions/batch/", bare_bulk_create),
+    path("", include(router.urls)),
+]

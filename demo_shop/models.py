@@ -222,3 +222,22 @@ class ReversalLedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.idempotency_key} {self.answer.get('status', '')}"
+
+
+class ReceivedEvent(models.Model):
+    """What the Rollback Console told the shop about rollbacks of its actions (its `events_url`), one row per
+    signed idempotency key: the shop's own view of a decision, kept so its people see it without polling."""
+
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    event = models.CharField(max_length=40)
+    rollback_id = models.BigIntegerField(null=True)
+    state = models.CharField(max_length=24, blank=True)
+    body = models.JSONField(default=dict)
+    calls = models.PositiveIntegerField(default=1)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} of rollback {self.rollback_id}"

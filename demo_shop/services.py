@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from demo_shop.models import (
@@ -21,6 +22,7 @@ from demo_shop.models import (
     Membership,
     OutboundEmail,
     PointsGrant,
+    ReceivedEvent,
     Record,
     RecordUpdate,
     Refund,
@@ -170,6 +172,25 @@ def deliver_notification(notification: Mapping[str, Any], *, idempotency_key: st
             "step_id": id_or_none(notification.get("step_id")),
         },
     )
+
+
+def receive_event(body: Mapping[str, Any], *, idempotency_key: str) -> tuple[ReceivedEvent, bool]:
+    """Keep a rollback event once per signed key; a resend only counts the call."""
+    found = body.get("rollback")
+    rollback: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    with transaction.atomic():
+        event, created = ReceivedEvent.objects.select_for_update().get_or_create(
+            idempotency_key=idempotency_key,
+            defaults={
+                "event": str(body.get("event", ""))[:40],
+                "rollback_id": id_or_none(rollback.get("id")),
+                "state": str(rollback.get("state", ""))[:24],
+                "body": dict(body),
+            },
+        )
+        if not created:
+            ReceivedEvent.objects.filter(pk=event.pk).update(calls=F("calls") + 1)
+    return event, created
 
 
 # --- Opening the books: what the agents' actions did on the shop's side (the demo seeds these) ---------------

@@ -7,4 +7,6 @@ urlpatterns = [
     path("reversals", views.reversals, name="reversals"),
     path("notifications", views.notifications, name="notifications"),
     path("anchors", views.anchors, name="anchors"),
+    path("events", views.events, name="events"),
+    path("", views.shop_page, name="page"),
 ]

@@ -1,15 +1,19 @@
-"""The demo shop's two webhook receivers. The signature is the authentication: no session, no CSRF token."""
+"""The demo shop's webhook receivers (the signature is the authentication: no session, no CSRF token) and the
+page where the shop's people see what the Rollback Console told it."""
 
 import os
 import re
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from rest_framework.exceptions import ParseError, ValidationError
 
-from demo_shop.models import Customer
+from demo_shop.models import Customer, ReceivedEvent
 from demo_shop.services import (
     KeyReused,
     ReversalRequest,
@@ -18,8 +22,10 @@ from demo_shop.services import (
     deliver_notification,
     id_or_none,
     keep_anchor_line,
+    receive_event,
 )
 from policies.methods.webhook import verify_signature
+from policies.roles import INTEGRATOR, user_roles
 from rollback_console.parsers import loads_json
 
 SECRET_ENV = "SHOP_WEBHOOK_SECRET"
@@ -129,3 +135,27 @@ def anchors(request: HttpRequest) -> JsonResponse:
     ):
         return _refused(400, 'expected an anchor line {"seq", "hash", "at"}')
     return JsonResponse({"status": "ok", "duplicate": not keep_anchor_line(request.body)})
+
+
+@csrf_exempt
+@require_POST
+def events(request: HttpRequest) -> JsonResponse:
+    call = _signed_call(request)
+    if isinstance(call, JsonResponse):
+        return call
+    body, key = call
+    event = _text(body.get("event"))
+    if event is None or not event.startswith("rollback.") or not isinstance(body.get("rollback"), dict):
+        return _refused(400, 'expected {"event": "rollback....", "rollback": {...}, "actions": [...]}')
+    received, created = receive_event(body, idempotency_key=key)
+    return JsonResponse({"status": "ok", "event": received.pk, "duplicate": not created})
+
+
+@login_required
+@require_GET
+def shop_page(request: HttpRequest) -> HttpResponse:
+    """The shop's side of the demo: the rollback events it received, newest first. For the shop's integrator
+    accounts and the admin; the people of the Rollback Console have their own pages."""
+    if not (request.user.is_staff or INTEGRATOR in user_roles(request.user)):
+        raise PermissionDenied("The shop's page is for the shop's integrator accounts.")
+    return render(request, "demo_shop/events.html", {"events": ReceivedEvent.objects.all()[:200]})

@@ -6,10 +6,17 @@ owner fixes a file once, not once per error.
 
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+import fastjsonschema
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from policies.methods import METHODS
 from policies.roles import AUDIENCES, ROLES, TRIGGERS
@@ -59,6 +66,11 @@ class ActionTypePolicy:
     compensations: tuple[Compensation, ...]
     cascades_to: tuple[str, ...]
     amount_field: str | None
+    # Compiled once per parsed manifest, and manifests are parsed once per policy version: intake only runs it.
+    payload_validator: Draft202012Validator | None = field(default=None, compare=False, repr=False)
+    # The same schema compiled by fastjsonschema when it means the same in draft 7: raises on a payload it does
+    # not accept, and intake then asks payload_validator for the errors. None: jsonschema alone.
+    payload_fast_check: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def operation(self) -> str:
@@ -189,6 +201,115 @@ def _nesting_exceeds(document: Any) -> bool:
     return False
 
 
+def _payload_validator(check: _Checker, path: str, schema: Any) -> Draft202012Validator | None:
+    """A JSON Schema (draft 2020-12) for the action type's payloads, compiled; errors go to `check` by key path."""
+    if schema is None:
+        return None
+    if not isinstance(schema, dict):
+        check.error(path, "must be an inline table holding a JSON Schema (draft 2020-12)")
+        return None
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        check.error(path + _toml_path(exc.absolute_path), f"not a valid JSON Schema: {exc.message}")
+        return None
+    # Intake never fetches anything: a schema is self-contained, and every reference in it must resolve now,
+    # not fail on the first payload that reaches it.
+    resolver = Registry().resolver_with_root(DRAFT202012.create_resource(schema))
+    for where, ref in _references(schema, ()):
+        if not ref.startswith("#"):
+            check.error(path + _toml_path(where), f"{ref!r}: only references within the schema (#...) are allowed")
+            continue
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            check.error(path + _toml_path(where), f"{ref!r} does not resolve within the schema")
+    return Draft202012Validator(schema)
+
+
+# Keywords that mean the same in draft 7 (fastjsonschema) as in draft 2020-12, by what their value holds.
+_SUBSCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs"})
+_SUBSCHEMAS = frozenset({"items", "additionalProperties", "not", "propertyNames", "contains"})
+_SUBSCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf"})
+_PLAIN = frozenset(
+    {
+        "type",
+        "required",
+        "pattern",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "minProperties",
+        "maxProperties",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "$comment",
+        "$schema",
+    }
+)
+_ANNOTATIONS = frozenset({"title", "description", "$comment"})
+
+
+def _fast_check(schema: Any) -> Callable[[Any], Any] | None:
+    """fastjsonschema's compiled check, only for a schema built from keywords whose draft 7 meaning is the
+    2020-12 one (so it never accepts what jsonschema refuses); None otherwise. Call it on a valid schema."""
+    if not isinstance(schema, dict) or not _draft7_alike(schema):
+        return None
+    try:
+        return fastjsonschema.compile(schema)  # type: ignore[no-any-return]
+    except (fastjsonschema.JsonSchemaDefinitionException, re.error, RecursionError):
+        return None
+
+
+def _draft7_alike(schema: Any) -> bool:
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, dict):
+        return False
+    ref = schema.get("$ref")
+    if ref is not None:
+        # Draft 7 ignores a $ref's siblings; 2020-12 applies them. Only a bare pointer reads the same in both.
+        return isinstance(ref, str) and ref.startswith("#/") and set(schema) <= {"$ref", *_ANNOTATIONS}
+    for key, value in schema.items():
+        if key in _SUBSCHEMA_MAPS:
+            alike = isinstance(value, dict) and all(_draft7_alike(child) for child in value.values())
+        elif key in _SUBSCHEMAS:
+            alike = _draft7_alike(value)
+        elif key in _SUBSCHEMA_LISTS:
+            alike = isinstance(value, list) and all(_draft7_alike(child) for child in value)
+        elif key == "enum":
+            # Python compares True == 1: keep enums of strings (and null) only, which compare alike in both.
+            alike = isinstance(value, list) and all(item is None or isinstance(item, str) for item in value)
+        else:
+            alike = key in _PLAIN
+        if not alike:
+            return False
+    return True
+
+
+def _references(value: Any, where: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(child, str):
+                yield (*where, key), child
+            else:
+                yield from _references(child, (*where, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _references(child, (*where, index))
+
+
+def _toml_path(parts: Any) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{_key(str(part))}" for part in parts)
+
+
 def build_manifest(raw: Mapping[str, Any]) -> Manifest:
     check = _Checker()
     check.unknown("", raw, {"version", "integrators", "communications", "action_types", "triggers", "window_expired"})
@@ -201,8 +322,8 @@ def build_manifest(raw: Mapping[str, Any]) -> Manifest:
     for key, value in check.table("integrators", raw.get("integrators", {})).items():
         path = f"integrators.{_key(key)}"
         table = check.table(path, value)
-        check.unknown(path, table, {"reversal_url", "notify_url", "secret_env"})
-        for url_key in ("reversal_url", "notify_url"):
+        check.unknown(path, table, {"reversal_url", "notify_url", "events_url", "secret_env"})
+        for url_key in ("reversal_url", "notify_url", "events_url"):
             url = table.get(url_key)
             if url is not None and (not isinstance(url, str) or not re.match(r"^https?://", url)):
                 check.error(f"{path}.{url_key}", "must be an http(s) URL")
@@ -234,6 +355,7 @@ def build_manifest(raw: Mapping[str, Any]) -> Manifest:
                 "compensations",
                 "cascades_to",
                 "amount_field",
+                "payload_schema",
             },
         )
         reversibility = table.get("reversibility")
@@ -284,6 +406,7 @@ def build_manifest(raw: Mapping[str, Any]) -> Manifest:
         if amount_field is not None and not isinstance(amount_field, str):
             check.error(f"{path}.amount_field", "must be a payload field name")
             amount_field = None
+        validator = _payload_validator(check, f"{path}.payload_schema", table.get("payload_schema"))
         action_types[name] = ActionTypePolicy(
             name=name,
             reversibility=str(reversibility),
@@ -296,6 +419,8 @@ def build_manifest(raw: Mapping[str, Any]) -> Manifest:
             compensations=tuple(compensations),
             cascades_to=check.strings(f"{path}.cascades_to", table.get("cascades_to")),
             amount_field=amount_field,
+            payload_validator=validator,
+            payload_fast_check=_fast_check(table.get("payload_schema")) if validator is not None else None,
         )
     for name, policy in action_types.items():
         for index, target in enumerate(policy.cascades_to):

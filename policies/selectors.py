@@ -4,6 +4,8 @@ from audit.bundle import BundleManifest
 from policies.manifest import Manifest, build_manifest
 from policies.models import PolicyActivation, PolicyVersion
 
+NO_POLICY = "No policy manifest is loaded: run `python manage.py load_policy FILE`."
+
 
 class NoPolicyLoaded(Exception):
     pass
@@ -28,9 +30,15 @@ def current_policy() -> tuple[int, Manifest]:
     """The current version's id and manifest: one query, the parse cached per version."""
     current = PolicyActivation.objects.order_by("-id").values_list("version_id", "version__content_hash").first()
     if current is None:
-        raise NoPolicyLoaded("No policy manifest is loaded: run `python manage.py load_policy FILE`.")
+        raise NoPolicyLoaded(NO_POLICY)
     version_id, content_hash = current
     return version_id, _manifest_of(version_id, content_hash)
+
+
+def policy_version_manifest(version_id: int, content_hash: str) -> Manifest:
+    """The manifest of a version whose id and content hash a caller read itself (intake reads them in the query
+    it makes anyway): no query while the parse is cached."""
+    return _manifest_of(version_id, content_hash)
 
 
 def policy_of(version_id: int) -> Manifest:

@@ -237,6 +237,34 @@ class Communication(models.Model):
         return f"{self.audience} {self.template} ({self.status})"
 
 
+class IntegratorEvent(models.Model):
+    """A decision or an ending of a rollback owed to an integrator's `events_url`: the outbox row is written in
+    the transaction that moves the rollback, so a crash between that commit and the POST loses nothing, and its
+    body is frozen then, so a resend says what was true at the time. One per (rollback, integrator, event)."""
+
+    rollback = models.ForeignKey(Rollback, on_delete=models.PROTECT, related_name="integrator_events")
+    integrator = models.CharField(max_length=150, help_text="The [integrators.KEY] of the policy (its username).")
+    event = models.CharField(max_length=40)
+    url = models.URLField(max_length=2000)
+    body = models.JSONField()
+    status = models.CharField(max_length=8, choices=CommunicationStatus.choices, default=CommunicationStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollback", "integrator", "event"], name="integrator_event_once")
+        ]
+        indexes = [models.Index(fields=["rollback", "status", "id"], name="integrator_event_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.event} of rollback {self.rollback_id} to {self.integrator} ({self.status})"
+
+
 class RemediationReason(models.TextChoices):
     NOT_REVERSIBLE = "not_reversible"
     MANUAL_METHOD = "manual_method"

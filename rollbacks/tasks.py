@@ -10,7 +10,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from rollbacks import communications, execution
+from rollbacks import communications, events, execution
 
 # A database that is briefly unreachable is worth waiting for; the backoff stays far below the visibility timeout.
 _DATABASE_ERRORS = (OperationalError, InterfaceError)
@@ -52,6 +52,14 @@ def send_communication(self: Task, communication_id: int) -> None:
     if delivery.retry_in is not None:
         raise self.retry(countdown=delivery.retry_in)
     execution.run_rollback(delivery.rollback_id)
+
+
+# Attempts are bounded by NOTIFY_MAX_ATTEMPTS in the service, as for communications.
+@shared_task(bind=True, max_retries=None, **_DATABASE_RETRY)
+def send_integrator_events(self: Task, rollback_id: int) -> None:
+    retry_in = events.send_integrator_events(rollback_id)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
 
 
 @shared_task

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audit.services import EventSpec, record_event, record_events
 from rollback_console.errors import Conflict
+from rollbacks.events import TOLD_STATES, open_integrator_events
 from rollbacks.models import ROLLBACK_TRANSITIONS, STEP_TRANSITIONS, Rollback, Step
 
 
@@ -49,6 +50,8 @@ def move_rollback(
         rollback_id=rollback.pk,
         data={"from": from_state, "to": to_state, **(data or {})},
     )
+    if to_state in TOLD_STATES:
+        open_integrator_events(rollback, f"rollback.{to_state}")
     return rollback
 
 

@@ -274,6 +274,9 @@ class ActionTypeSerializer(serializers.Serializer):
     cascades_to = serializers.ListField(child=serializers.CharField())
     compensations = serializers.ListField(child=serializers.DictField())
     amount_field = serializers.CharField(allow_null=True)
+    payload_schema = serializers.DictField(
+        allow_null=True, help_text="The JSON Schema (draft 2020-12) every payload of this type must meet, or null."
+    )
     window_expired_signoffs = SignoffSerializer(
         many=True, help_text="The extra sign-offs a reversal needs once the window has passed."
     )
@@ -293,6 +296,7 @@ class ActionTypeSerializer(serializers.Serializer):
             "cascades_to": list(policy.cascades_to),
             "compensations": [{"notify": c.notify, "template": c.template} for c in policy.compensations],
             "amount_field": policy.amount_field,
+            "payload_schema": policy.payload_validator.schema if policy.payload_validator is not None else None,
             "window_expired_signoffs": (
                 [{"role": s.role, "count": s.count} for s in manifest.window_expired_signoffs]
                 if policy.window is not None

@@ -27,6 +27,8 @@ def action_body(**overrides: Any) -> dict[str, Any]:
         "approval_context": {"ticket": "T-9"},
         "caused_by": [],
     }
+    if "executed_at" in overrides and "approved_at" not in overrides:
+        body["approved_at"] = overrides["executed_at"]  # an approval after the execution is refused
     body.update(overrides)
     return body
 

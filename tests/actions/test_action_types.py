@@ -26,6 +26,14 @@ def test_the_action_types_tell_a_reviewer_what_a_reversal_would_cost(client_for,
         "cascades_to": ["loyalty.points_grant"],
         "compensations": [{"notify": "customer", "template": "refund_reversed"}],
         "amount_field": "amount",
+        "payload_schema": {
+            "type": "object",
+            "required": ["amount"],
+            "properties": {
+                "amount": {"type": ["string", "number"]},
+                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            },
+        },
         "window_expired_signoffs": [{"role": "executive", "count": 1}],
         "summary": "reversible within 30 days; after that an executive must sign off",
     }

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 
 from actions.models import Action, ActionLink
@@ -145,7 +147,7 @@ def test_a_batch_body_over_sixteen_mebibytes_is_refused_with_413(client_for, cas
 
 
 def test_a_batch_body_over_one_mebibyte_is_fine(client_for, cast):
-    actions = [action_body(payload={"note": "x" * 2000}) for _ in range(600)]
+    actions = [action_body(payload={"amount": "1.00", "note": "x" * 2000}) for _ in range(600)]
 
     response = client_for(cast.shop).post(URL, {"actions": actions}, format="json")
 
@@ -161,3 +163,25 @@ def test_a_batch_naming_more_than_ten_thousand_causes_is_refused(client_for, cas
 
     assert response.status_code == 400
     assert "At most 10,000 caused_by links in one batch" in response.json()["actions"][0]
+
+
+def test_a_large_batch_stores_every_field_as_a_single_post_does(client_for, cast):
+    awkward = {
+        "amount": "12.5",
+        "currency": "EUR",
+        "note": 'a "quote", a \\ backslash,\ttab\nline ☃',
+        "n": [1, 2.5, None],
+    }
+    single = client_for(cast.shop).post("/api/v1/actions/", action_body(payload=awkward), format="json").json()
+    actions = [action_body(payload=awkward, approval_context={"ticket": f"T-{i}"}) for i in range(25)]
+
+    response = client_for(cast.shop).post(URL, {"actions": actions}, format="json")
+
+    assert response.status_code == 201
+    fields = ["payload", "amount", "reversibility", "reversal_method", "prerequisites", "side_effects", "state"]
+    one = Action.objects.values(*fields).get(pk=single["id"])
+    stored = Action.objects.filter(pk__in=[a["id"] for a in response.json()["actions"]]).order_by("pk")
+    assert [row for row in stored.values(*fields)] == [one] * 25
+    assert [a.approval_context for a in stored] == [{"ticket": f"T-{i}"} for i in range(25)]
+    assert {a.window_ends_at - a.executed_at for a in stored} == {timedelta(days=30)}
+    assert all(a.recorded_at is not None for a in stored)

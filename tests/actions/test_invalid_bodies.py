@@ -59,7 +59,12 @@ CASES = [
     ("caused_by unknown", action_body(caused_by=["never-recorded"]), "caused_by"),
     ("caused_by too long", action_body(caused_by=[f"x{i}" for i in range(1001)]), "caused_by"),
     ("unknown field", action_body(approvedBy="alice"), "approvedBy"),
-    ("huge amount", action_body(payload={"amount": 10**20}), "payload"),
+    ("huge amount", action_body(payload={"amount": 10**20}), "payload/amount"),
+    ("negative amount", action_body(payload={"amount": "-5"}), "payload/amount"),
+    ("no amount", action_body(payload={"currency": "EUR"}), "payload/amount"),
+    ("currency against the schema", action_body(payload={"amount": "5", "currency": "euro"}), "payload/currency"),
+    ("approved after executed", action_body(approved_at="2026-11-28T10:00:01Z"), "approved_at"),
+    ("executed in 2030", action_body(executed_at="2030-01-01T00:00:00Z"), "executed_at"),
 ]
 
 
@@ -105,7 +110,7 @@ def test_a_form_encoded_body_is_refused_as_unsupported(client_for, cast):
 
 
 def test_a_body_over_one_mebibyte_is_refused_with_413_before_it_is_read(client_for, cast):
-    body = action_body(payload={"blob": "x" * (1024 * 1024)})
+    body = action_body(payload={"amount": "1", "blob": "x" * (1024 * 1024)})
 
     response = client_for(cast.shop).post(URL, body, format="json")
 

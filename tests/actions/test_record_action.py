@@ -155,16 +155,7 @@ def test_the_reversibility_is_frozen_from_the_policy_for_each_class(cast):
 
 @pytest.mark.parametrize(
     ("value", "amount"),
-    [
-        ("25.5", Decimal("25.5000")),
-        (7, Decimal("7.0000")),
-        (0.125, Decimal("0.1250")),
-        ("lots", None),
-        (True, None),
-        ({"v": 1}, None),
-        ("NaN", None),
-        ("-3", Decimal("-3.0000")),
-    ],
+    [("25.5", Decimal("25.5000")), (7, Decimal("7.0000")), (0.125, Decimal("0.1250")), ("0", Decimal("0.0000"))],
 )
 def test_the_amount_is_read_from_the_policys_amount_field_when_it_is_a_number(cast, value, amount):
     action, _ = record_action(cast.shop, action_body(payload={"amount": value}))
@@ -172,11 +163,31 @@ def test_the_amount_is_read_from_the_policys_amount_field_when_it_is_a_number(ca
     assert action.amount == amount
 
 
+@pytest.mark.parametrize("value", ["lots", True, {"v": 1}, None, "NaN", "-3", -3, -0.5, "1e3", " 5", ""])
+def test_an_amount_that_is_not_a_non_negative_decimal_is_refused_naming_its_place(cast, value):
+    with pytest.raises(Invalid) as refused:
+        record_action(cast.shop, action_body(payload={"amount": value}))
+
+    assert refused.value.errors["payload/amount"] == [
+        'Expected a non-negative decimal, as a string such as "12.50" or as a number.'
+    ]
+    assert not Action.objects.exists()
+
+
+def test_a_payload_without_the_policys_amount_field_is_refused(cast):
+    with pytest.raises(Invalid) as refused:
+        record_action(cast.shop, action_body(action_type="wire.transfer", payload={"iban": "DE89"}))
+
+    assert refused.value.errors == {
+        "payload/amount": ["This field is required: wire.transfer reads its amount from it."]
+    }
+
+
 def test_an_amount_too_large_to_store_is_refused_rather_than_cut(cast):
     with pytest.raises(Invalid) as refused:
-        record_action(cast.shop, action_body(payload={"amount": "1e20"}))
+        record_action(cast.shop, action_body(payload={"amount": "100000000000000000000"}))
 
-    assert "amount" in refused.value.errors["payload"]
+    assert refused.value.errors["payload/amount"] == ["Too large for an amount (at most 14 digits before the point)."]
 
 
 def test_an_execution_time_too_late_for_its_window_is_refused(cast):

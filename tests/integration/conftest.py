@@ -158,6 +158,7 @@ def receiver_policy(cast, receiver) -> None:
         .replace('version = "demo-2026-11"', 'version = "integration-tests"')
         .replace("http://127.0.0.1:8000/demo-shop/reversals", f"{receiver.url}/reversals")
         .replace("http://127.0.0.1:8000/demo-shop/notifications", f"{receiver.url}/notifications")
+        .replace("http://127.0.0.1:8000/demo-shop/events", f"{receiver.url}/events")
         .replace("demo_shop.handlers.", "tests.integration.handlers.")
     )
     load_policy(text, actor="test-setup")

@@ -28,6 +28,7 @@ class ReceiverState:
     reversed_by: dict[str, set[str]] = field(default_factory=dict)  # external id -> keys whose reverse took effect
     answered: dict[str, tuple[int, dict]] = field(default_factory=dict)  # key -> first answer, replayed
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # the integrator events' idempotency keys, as received
     bad_signatures: int = 0
     scripts: dict[tuple[str, str], list[Any]] = field(default_factory=dict)  # (external id | template, phase)
     hold: Hold | None = None
@@ -107,6 +108,10 @@ class Receiver:
         payload = json.loads(body)
         if path == "/notifications":
             return self._notification(key, payload)
+        if path == "/events":
+            with self.lock:
+                self.state.events.append(key)
+            return 200, {"status": "ok"}
         return self._reversal(key, payload)
 
     def _notification(self, key: str, payload: dict) -> tuple[int, dict]:

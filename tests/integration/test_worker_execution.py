@@ -53,7 +53,11 @@ def authorize(cast, targets: list[Action], *, depth: int | None = None) -> Rollb
 def settled(rollback: Rollback, worker, *, timeout: float = 30) -> Rollback:
     def resting() -> bool:
         rollback.refresh_from_db()
-        return rollback.state in RESTING and not rollback.communications.filter(status="pending").exists()
+        return (
+            rollback.state in RESTING
+            and not rollback.communications.filter(status="pending").exists()
+            and not rollback.integrator_events.filter(status="pending").exists()
+        )
 
     wait_until(resting, timeout=timeout, message=lambda: f"{rollback.state}\n{worker.log()[-3000:]}")
     return rollback
@@ -134,6 +138,9 @@ def test_a_rollback_run_twice_changes_nothing_the_second_time(cast, receiver, ru
 
     assert len(receiver.state.calls) == calls
     assert AuditEvent.objects.order_by("-seq").values_list("seq", flat=True)[0] == head
+    assert receiver.state.events == [
+        f"event-{rollback.pk}-rollback.{event}" for event in ("requested", "authorized", "completed")
+    ], "each event once, in order, through a real worker"
     rollback.refresh_from_db()
     assert rollback.state == "completed"
 

@@ -38,18 +38,21 @@ INJECTIONS = {
     "rollbacks.tasks.execute_steps": lambda target: [(target.step_ids,), *[([pk],) for pk in target.step_ids]],
     "rollbacks.tasks.send_communication": lambda target: [(pk,) for pk in target.communication_ids],
     "rollbacks.tasks.resume_stalled_rollbacks": lambda target: [()],
+    "rollbacks.tasks.send_integrator_events": lambda target: [(target.rollback.pk,), ("1; drop",), (-1,)],
     "audit.tasks.anchor_audit_head": lambda target: [()],
     "audit.tasks.deliver_audit_anchors": lambda target: [()],
     "audit.tasks.verify_audit_trail": lambda target: [()],
     "audit.tasks.flush_access_failures": lambda target: [()],
 }
-# The tasks that name no rollback: they leave these rollbacks alone and have no attempt on them to audit.
+# The tasks that name no rollback: they leave these rollbacks alone and have no attempt on them to audit. Integrator
+# events are not guarded by state (the contract): a message can only deliver the events transitions already wrote.
 WITHOUT_IDS = {
     "rollbacks.tasks.resume_stalled_rollbacks",
     "audit.tasks.anchor_audit_head",
     "audit.tasks.deliver_audit_anchors",
     "audit.tasks.verify_audit_trail",
     "audit.tasks.flush_access_failures",
+    "rollbacks.tasks.send_integrator_events",
 }
 
 
@@ -120,11 +123,29 @@ def test_every_task_of_ours_is_injected_by_the_test_below():
 @pytest.mark.parametrize("state", ["pending_authorization", "rejected", "paused"])
 @pytest.mark.parametrize("task_name", sorted(INJECTIONS))
 def test_a_hand_made_message_of_any_task_calls_nothing_moves_nothing_and_is_audited(
-    task_name, state, targets, shop, worker, mailoutbox, django_capture_on_commit_callbacks, settings, tmp_path
+    task_name,
+    state,
+    targets,
+    shop,
+    worker,
+    mailoutbox,
+    django_capture_on_commit_callbacks,
+    settings,
+    tmp_path,
+    monkeypatch,
 ):
     settings.AUDIT_ANCHOR_PATH = str(tmp_path / "anchors.jsonl")
     celery_app.loader.import_default_modules()  # the registry holds a task once its module was imported
+    told: list[str] = []
+    monkeypatch.setattr(
+        "rollbacks.events.post_signed",
+        lambda url, body, secret, idempotency_key: told.append(idempotency_key) or (200, b""),
+    )
     target = targets[state]
+    owed = {
+        f"event-{target.rollback.pk}-{event}"
+        for event in target.rollback.integrator_events.values_list("event", flat=True)
+    }
     before = snapshot(target.rollback)
     last_seq = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
 
@@ -135,6 +156,7 @@ def test_a_hand_made_message_of_any_task_calls_nothing_moves_nothing_and_is_audi
         assert not worker.sync.queue, "nothing is queued for the workers"
 
     assert shop.calls == [] and shop.notifications == [] and mailoutbox == []
+    assert set(told) <= owed, "only the events its transitions wrote reach the integrator"
     assert snapshot(target.rollback) == before
     if task_name not in WITHOUT_IDS:
         refusals = events(seq__gt=last_seq, rollback_id=target.rollback.pk, kind__endswith="refused")
