@@ -5,6 +5,7 @@ for the current policy version, the approvers and the integrator's existing acti
 one insert per table and the audit append (one call on PostgreSQL for a small batch); one more to show replays.
 """
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,6 @@ from typing import Any
 import orjson
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import CharField, Exists, OuterRef, Value
 from django.utils import timezone
 
 from actions.intake import (
@@ -108,38 +108,37 @@ def _look_up(
 ) -> tuple[tuple[int, str] | None, dict[str, tuple[int, str]], dict[str, Any]]:
     """In one query: the current policy version (id, content hash), the integrator's recorded actions that the
     items name (as themselves, to replay, or as causes), as {external id: (id, fingerprint)}, and the approvers,
-    as {username: user}. A single post's cost is mostly its number of queries."""
-    referenced = {item.external_id for item in items}.union(*(item.caused_by for item in items))
-    text = CharField()
-    # The newest activation: the one no later activation follows (SQLite allows no ORDER BY or LIMIT in a UNION).
-    current = (
-        PolicyActivation.objects.filter(~Exists(PolicyActivation.objects.filter(pk__gt=OuterRef("pk"))))
-        .order_by()
-        .values_list(
-            Value("policy", output_field=text), "version__content_hash", "version_id", Value("", output_field=text)
-        )
-    )
-    actions = (
-        Action.objects.filter(integrator=integrator, external_id__in=referenced)
-        .order_by()
-        .values_list(Value("action", output_field=text), "external_id", "pk", "fingerprint")
-    )
-    approvers = (
-        User.objects.filter(username__in={item.approved_by for item in items})
-        .order_by()
-        .values_list(Value("user", output_field=text), "username", "pk", Value("", output_field=text))
-    )
+    as {username: user}. A single post's cost is mostly its number of queries, and then building them: the ORM took
+    about 1.5 ms to compile this union on every post, so it is written once as SQL (the same on both databases)."""
+    referenced = sorted({item.external_id for item in items}.union(*(item.caused_by for item in items)))
+    approvers = sorted({item.approved_by for item in items})
     policy: tuple[int, str] | None = None
     recorded: dict[str, tuple[int, str]] = {}
     users: dict[str, Any] = {}
-    for kind, name, pk, fingerprint in current.union(actions, approvers, all=True):
-        if kind == "action":
-            recorded[name] = (pk, fingerprint)
-        elif kind == "user":
-            users[name] = User.from_db(None, ["id", "username"], [pk, name])
-        else:
-            policy = (pk, name)
+    with connection.cursor() as cursor:
+        cursor.execute(_look_up_sql(len(referenced), len(approvers)), [integrator.pk, *referenced, *approvers])
+        for kind, name, pk, fingerprint in cursor.fetchall():
+            if kind == "action":
+                recorded[name] = (pk, fingerprint)
+            elif kind == "user":
+                users[name] = User.from_db(None, ["id", "username"], [pk, name])
+            else:
+                policy = (pk, name)
     return policy, recorded, users
+
+
+@functools.lru_cache(maxsize=256)  # one string per (actions, approvers) size seen
+def _look_up_sql(actions: int, approvers: int) -> str:
+    # The newest activation is the one no later activation follows (SQLite allows no ORDER BY or LIMIT in a UNION).
+    activation, version = PolicyActivation._meta.db_table, PolicyActivation.version.field.related_model._meta.db_table
+    return (
+        f"SELECT 'policy', v.content_hash, a.version_id, '' FROM {activation} a JOIN {version} v ON v.id = a.version_id"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {activation} later WHERE later.id > a.id)"
+        f" UNION ALL SELECT 'action', external_id, id, fingerprint FROM {Action._meta.db_table}"
+        f" WHERE integrator_id = %s AND external_id IN ({', '.join(['%s'] * actions)})"
+        f" UNION ALL SELECT 'user', username, id, '' FROM {User._meta.db_table}"
+        f" WHERE username IN ({', '.join(['%s'] * approvers)})"
+    )
 
 
 def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> list[tuple[Action, bool]]:
