@@ -16,13 +16,13 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import SYSTEM, actor_name, record_event, record_standalone_event
+from audit.services import SYSTEM, actor_name, record_event
 from policies.selectors import policy_of
-from rollback_console.errors import Conflict, Forbidden, Invalid
+from rollback_console.errors import Invalid
 from rollbacks.communications import open_trigger_communications
 from rollbacks.execution.outcomes import finish_step, loop_detail
 from rollbacks.execution.steps import StepRun, execute_steps
-from rollbacks.guard import NEVER_AUTHORIZED, refuse_run, refuse_unknown, whole_id
+from rollbacks.guard import refuse_run, refuse_unknown, whole_id
 from rollbacks.models import (
     FINISHED_OUTCOMES,
     Communication,
@@ -32,7 +32,7 @@ from rollbacks.models import (
     Step,
     StepOutcome,
 )
-from rollbacks.roles import approved_its_error, holds_signing_role
+from rollbacks.rules import NEVER_AUTHORIZED, RUNNING_STATES, authorize_carry_on, confirm_refusal
 from rollbacks.transitions import StepMove, lock_rollback, move_rollback, move_steps
 
 _S = RollbackState
@@ -192,38 +192,15 @@ def queue_rollback(rollback_id: int) -> None:
     transaction.on_commit(lambda: tasks.run_rollback.delay(rollback_id))
 
 
-def authorize_caller(user: Any, rollback_id: int, operation: str) -> None:
-    """Only a holder of one of the rollback's sign-off roles who did not request it may continue, retry or
-    resolve; for `reviewer_error`, not the approver of an action it reverses either. A refusal is audited
-    (outside the refused change's transaction, so it stays)."""
-    try:
-        rollback = Rollback.objects.get(pk=rollback_id)
-    except Rollback.DoesNotExist:
-        raise Conflict(f"Rollback {rollback_id} does not exist.") from None
-    if not holds_signing_role(user, rollback):
-        reason = "holds no sign-off role for it"
-        message = "Only a holder of one of this rollback's sign-off roles, other than its requester, may."
-    elif approved_its_error(user, rollback):
-        reason = "approved an action this reviewer_error rollback reverses"
-        message = "You approved an action this rollback reverses; someone else must carry it on."
-    else:
-        return
-    record_standalone_event(
-        "rollback.refused",
-        actor=actor_name(user),
-        data={"rollback": rollback_id, "operation": operation, "reason": reason},
-    )
-    raise Forbidden(message)
-
-
 def confirm_cascade(rollback_id: int, *, actor: Any, depth: int | None = None) -> Rollback:
     """Let a paused rollback go one level deeper than it may now (or to `depth`)."""
-    authorize_caller(actor, rollback_id, "confirm_cascade")
+    authorize_carry_on(actor, rollback_id, "confirm_cascade")
     name = actor_name(actor)
     with transaction.atomic():
         rollback = lock_rollback(rollback_id)
-        if rollback.state != _S.PAUSED:
-            raise Conflict(f"Only a paused rollback's cascade can be confirmed; this one is {rollback.state}.")
+        refusal = confirm_refusal(rollback)
+        if refusal is not None:
+            raise refusal.error()
         previous = rollback.confirmed_depth
         new_depth = previous + 1 if depth is None else depth
         if new_depth <= previous:
@@ -252,9 +229,7 @@ def resume_stalled_rollbacks(*, stalled_after: timedelta = STALLED_AFTER) -> lis
     """Queue again every rollback that should be moving but has recorded nothing for `stalled_after` (its task
     was lost, say). Running it beside live workers is safe: steps and messages are idempotent and claimed."""
     cutoff = timezone.now() - stalled_after
-    candidates = Rollback.objects.filter(
-        state__in=[_S.AUTHORIZED, _S.EXECUTING, _S.COMMUNICATING], updated_at__lt=cutoff
-    ).values_list("pk", flat=True)
+    candidates = Rollback.objects.filter(state__in=RUNNING_STATES, updated_at__lt=cutoff).values_list("pk", flat=True)
     resumed = []
     for rollback_id in candidates:
         last = AuditEvent.objects.filter(rollback_id=rollback_id).order_by("-seq").values_list("at", flat=True).first()
@@ -268,7 +243,7 @@ def resume_stalled_rollbacks(*, stalled_after: timedelta = STALLED_AFTER) -> lis
 def resume_rollback(rollback_id: int) -> bool:
     with transaction.atomic():
         rollback = lock_rollback(rollback_id)
-        if rollback.state not in (_S.AUTHORIZED, _S.EXECUTING, _S.COMMUNICATING):
+        if rollback.state not in RUNNING_STATES:
             return False
         requeued = Step.objects.filter(rollback=rollback, outcome=_O.PENDING).update(started_at=None)
         unsent = list(
