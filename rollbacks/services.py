@@ -26,6 +26,7 @@ from policies.manifest import Manifest, TriggerPolicy
 from policies.roles import user_roles
 from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Conflict, DomainError, Forbidden, Invalid
+from rollbacks.dispatch import queue_rollback
 from rollbacks.models import (
     LIVE_STATES,
     RequiredSignoff,
@@ -223,8 +224,7 @@ def sign_off(rollback_id: int, *, signer: Any, decision: Any, comment: Any = "")
                 _release_actions(rollback, actor=actor)
             elif not _missing_roles(rollback):
                 move_rollback(rollback, RollbackState.AUTHORIZED, actor=actor, authorized_at=timezone.now())
-                rollback_pk = rollback.pk
-                transaction.on_commit(lambda: queue_execution(rollback_pk))
+                queue_rollback(rollback.pk)  # once, after the authorizing transaction commits
     if refusal is not None:
         raise refusal
     return rollback
@@ -252,13 +252,6 @@ def cancel_rollback(rollback_id: int, *, actor: Any) -> Rollback:
     if refusal is not None:
         raise refusal
     return rollback
-
-
-def queue_execution(rollback_id: int) -> None:
-    """Hand an authorized rollback to the workers (called once, after the authorizing transaction commits)."""
-    from rollbacks.tasks import run_rollback  # the task module imports the execution layer, which imports us
-
-    run_rollback.delay(rollback_id)
 
 
 def _policy() -> tuple[int, Manifest]:

@@ -20,6 +20,7 @@ from audit.services import SYSTEM, actor_name, record_event
 from policies.selectors import policy_of
 from rollback_console.errors import Invalid
 from rollbacks.communications import open_trigger_communications
+from rollbacks.dispatch import queue_communications, queue_rollback, queue_steps
 from rollbacks.execution.outcomes import finish_step, loop_detail
 from rollbacks.execution.steps import StepRun, execute_steps
 from rollbacks.guard import refuse_run, refuse_unknown, whole_id
@@ -37,8 +38,6 @@ from rollbacks.transitions import StepMove, lock_rollback, move_rollback, move_s
 
 _S = RollbackState
 _O = StepOutcome
-# Steps per task: large enough that queueing costs little per step, small enough that two workers share a level.
-BATCH_SIZE = 50
 # A rollback with no audited event for this long while it should be moving is queued again by the sweeper. Longer
 # than the longest retry backoff, so a rollback merely waiting on a retry is never taken for stalled.
 STALLED_AFTER = timedelta(minutes=5)
@@ -113,7 +112,7 @@ def _advance_levels(rollback: Rollback) -> None:
         queued = list(steps.filter(depth=level, is_loop=False, started_at__isnull=True).values_list("pk", flat=True))
         if queued:
             Step.objects.filter(pk__in=queued).update(started_at=timezone.now())
-            dispatch_steps(queued)
+            queue_steps(queued)
             return
         if steps.filter(depth=level).exists():
             return  # the level's steps are running; the last one to finish moves the rollback on
@@ -145,9 +144,9 @@ def settle_rollback(rollback: Rollback) -> None:
     if unsent:
         if rollback.state != _S.COMMUNICATING:
             move_rollback(rollback, _S.COMMUNICATING, actor=SYSTEM, data={"communications": len(unsent)})
-            dispatch_communications(unsent)
+            queue_communications(unsent)
         elif created:
-            dispatch_communications([communication.pk for communication in created])
+            queue_communications([communication.pk for communication in created])
         return
     unfinished = any(outcome not in FINISHED_OUTCOMES for outcome in outcomes)
     not_sent = (
@@ -170,26 +169,6 @@ def settle_rollback(rollback: Rollback) -> None:
             data={"outcomes": dict(sorted(outcomes.items()))},
             finished_at=timezone.now(),
         )
-
-
-def dispatch_steps(step_ids: list[int]) -> None:
-    """Queue steps for the workers once the transaction that marked them queued commits."""
-    from rollbacks import tasks  # tasks are adapters over these services; importing them here avoids a cycle
-
-    batches = [step_ids[start : start + BATCH_SIZE] for start in range(0, len(step_ids), BATCH_SIZE)]
-    transaction.on_commit(lambda: [tasks.execute_steps.delay(batch) for batch in batches])
-
-
-def dispatch_communications(communication_ids: list[int]) -> None:
-    from rollbacks import tasks
-
-    transaction.on_commit(lambda: [tasks.send_communication.delay(pk) for pk in communication_ids])
-
-
-def queue_rollback(rollback_id: int) -> None:
-    from rollbacks import tasks
-
-    transaction.on_commit(lambda: tasks.run_rollback.delay(rollback_id))
 
 
 def confirm_cascade(rollback_id: int, *, actor: Any, depth: int | None = None) -> Rollback:
@@ -258,6 +237,6 @@ def resume_rollback(rollback_id: int) -> bool:
             data={"state": rollback.state, "steps": requeued, "communications": len(unsent)},
         )
         if rollback.state == _S.COMMUNICATING:
-            dispatch_communications(unsent)
+            queue_communications(unsent)
         _advance(rollback)
     return True

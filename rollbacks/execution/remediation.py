@@ -9,7 +9,8 @@ from actions.models import ActionState
 from actions.services import change_action_states
 from audit.services import actor_name, record_event
 from rollback_console.errors import Conflict, Invalid
-from rollbacks.execution.cascade import queue_rollback, settle_rollback
+from rollbacks.dispatch import queue_rollback
+from rollbacks.execution.cascade import settle_rollback
 from rollbacks.execution.outcomes import finish_step
 from rollbacks.models import RemediationTask, Rollback, RollbackState, Step, StepOutcome
 from rollbacks.rules import authorize_carry_on, may_resolve, resolve_refusal, retry_refusal
