@@ -64,7 +64,8 @@ def load_caused_by(actions: list[Action]) -> None:
 
 
 def with_details(actions: QuerySet[Action]) -> QuerySet[Action]:
-    """Adds the actions it caused and every rollback that includes it (through the rollbacks' steps)."""
+    """Adds the actions it caused. The rollbacks that include it are rollbacks' to read
+    (rollbacks.selectors.rollbacks_of_action): actions knows nothing of rollbacks, in imports or in queries."""
     return with_links(actions).prefetch_related(
         Prefetch(
             "downstream_links",
@@ -72,7 +73,6 @@ def with_details(actions: QuerySet[Action]) -> QuerySet[Action]:
             .only("id", "upstream_id", "downstream_id", "downstream__external_id")
             .order_by("id"),
         ),
-        "rollback_steps__rollback",
     )
 
 
@@ -105,22 +105,6 @@ def links_of(action: Action) -> tuple[list[Action], list[Action]]:
     upstream = ActionLink.objects.filter(downstream=action).select_related("upstream").order_by("id")
     downstream = ActionLink.objects.filter(upstream=action).select_related("downstream").order_by("id")
     return [link.upstream for link in upstream], [link.downstream for link in downstream]
-
-
-def rollbacks_of(action: Action) -> list[dict[str, Any]]:
-    """Every rollback that includes the action, from the moment it is requested, with this action's step
-    outcome (its own step, not a loop arrival's, when it has both)."""
-    rollbacks: dict[int, dict[str, Any]] = {}
-    for step in sorted(action.rollback_steps.all(), key=lambda step: (step.rollback_id, step.is_loop)):
-        if step.rollback_id not in rollbacks:
-            rollback = step.rollback
-            rollbacks[step.rollback_id] = {
-                "id": rollback.pk,
-                "trigger": rollback.trigger,
-                "state": rollback.state,
-                "outcome": step.outcome,
-            }
-    return list(rollbacks.values())
 
 
 class UTCDateTimeField(IsoDateTimeField):

@@ -202,3 +202,26 @@ def with_approval_counts(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
     return rollbacks.select_related("requested_by").annotate(
         approvals=Coalesce(Subquery(approvals, output_field=IntegerField()), 0)
     )
+
+
+def rollbacks_of_action(action_id: int) -> list[dict[str, Any]]:
+    """Every rollback that includes the action, from the moment it is requested, with this action's step
+    outcome (its own step, not a loop arrival's, when it has both); one query. For whoever may see the action:
+    an action's page lists them by id, trigger and state, as the contract's action detail does."""
+    rollbacks: dict[int, dict[str, Any]] = {}
+    steps = (
+        Step.objects.filter(action_id=action_id)
+        .select_related("rollback")
+        .only("rollback_id", "is_loop", "outcome", "rollback__trigger", "rollback__state")
+        .order_by("rollback_id", "is_loop")
+    )
+    for step in steps:
+        if step.rollback_id not in rollbacks:
+            rollback = step.rollback
+            rollbacks[step.rollback_id] = {
+                "id": rollback.pk,
+                "trigger": rollback.trigger,
+                "state": rollback.state,
+                "outcome": step.outcome,
+            }
+    return list(rollbacks.values())

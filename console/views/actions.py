@@ -11,12 +11,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from actions.models import ActionState
-from actions.selectors import actions_visible_to, get_action_for, links_of, preview_reversal, rollbacks_of
+from actions.selectors import actions_visible_to, get_action_for, links_of, preview_reversal
 from audit.selectors import latest_audit_events
 from console.access import console_page, may_file, requestable_triggers
 from console.forms import ActionSearchForm, RollbackRequestForm, SelectorForm, errors_text
 from rollback_console.errors import DomainError, Invalid
-from rollbacks.selectors import trail_scope_for
+from rollbacks.selectors import rollbacks_of_action, trail_scope_for
 from rollbacks.services import plan_rollback, request_rollback
 
 PAGE_SIZE = 25
@@ -56,7 +56,7 @@ def _action_context(request: HttpRequest, action_id: int, form: RollbackRequestF
     return {
         "action": action,
         "preview": preview_reversal(user, action),
-        "rollbacks": rollbacks_of(action),
+        "rollbacks": rollbacks_of_action(action.pk),
         "upstream": upstream,
         "downstream": downstream,
         "events": latest_audit_events(action_id=action.pk, scope=trail_scope_for(user), limit=AUDIT_ROWS),
