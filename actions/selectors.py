@@ -11,7 +11,7 @@ from typing import Any
 
 import django_filters
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
@@ -74,6 +74,17 @@ def with_details(actions: QuerySet[Action]) -> QuerySet[Action]:
             .order_by("id"),
         ),
     )
+
+
+def search_actions(user: Any, *, starting_with: str = "", state: str = "") -> QuerySet[Action]:
+    """The actions `user` may see whose external id or subject starts with `starting_with` (all when empty), in
+    `state` when given; newest executed first, with their approvers (the console's action search)."""
+    actions = actions_visible_to(user).select_related("approved_by")
+    if starting_with:
+        actions = actions.filter(Q(external_id__startswith=starting_with) | Q(subject__startswith=starting_with))
+    if state:
+        actions = actions.filter(state=state)
+    return actions.order_by("-executed_at", "-id")
 
 
 def get_action_for(user: Any, action_id: Any, *, details: bool = False) -> Action:

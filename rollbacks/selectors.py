@@ -4,9 +4,11 @@ Who sees a rollback is decided when it is requested (django-guardian object perm
 the groups of the roles that sign it. Auditors (and anyone holding the model-level view permission) see all.
 """
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, Func, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
@@ -225,3 +227,56 @@ def rollbacks_of_action(action_id: int) -> list[dict[str, Any]]:
                 "outcome": step.outcome,
             }
     return list(rollbacks.values())
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """The queue as a page shows it: the rows the filters keep, ordered and with their approval counts, the
+    number of waiting requests per trigger (before the filters, for the tabs), and how many rows were kept."""
+
+    rows: QuerySet[Rollback]
+    counts: dict[str, int]
+    kept: int
+
+
+def queue_view(
+    user: Any,
+    *,
+    trigger: str | None = None,
+    state: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    urgent: bool = False,
+) -> QueueView:
+    """queue_for, filtered and ordered (newest first, or the window closing first when `urgent`); one query for
+    the counts, and the rows when they are read."""
+    waiting = queue_for(user)
+    chosen = Q()
+    if trigger:
+        chosen &= Q(trigger=trigger)
+    if state:
+        chosen &= Q(state=state)
+    if created_after is not None:
+        chosen &= Q(created_at__gte=created_after)
+    if created_before is not None:
+        chosen &= Q(created_at__lt=created_before)
+    # One pass gives the tabs' counts and the number of rows the filters keep (the paginator's count).
+    per_trigger = waiting.order_by().values_list("trigger").annotate(n=Count("id"), kept=Count("id", filter=chosen))
+    counts = {name: n for name, n, _ in per_trigger}
+    kept = sum(row[2] for row in per_trigger)
+    rows = with_approval_counts(waiting.filter(chosen))
+    if urgent:
+        rows = rows.order_by(F("window_closes_at").asc(nulls_last=True), "-created_at", "-id")
+    else:
+        rows = rows.order_by("-created_at", "-id")
+    return QueueView(rows=rows, counts=counts, kept=kept)
+
+
+def requested_by(user: Any, *, limit: int) -> list[Rollback]:
+    """The newest rollbacks this person requested (that they may still see)."""
+    return list(
+        rollbacks_visible_to(user)
+        .filter(requested_by_id=user.pk)
+        .select_related("requested_by")
+        .order_by("-created_at")[:limit]
+    )

@@ -94,10 +94,10 @@ def _graph(rollback: Rollback, steps: list[Step]) -> Any:
     return cascade_svg(nodes, authorized_depth=rollback.confirmed_depth)
 
 
-def _progress(steps: list[Step]) -> Progress:
-    outcomes = Counter(step.outcome for step in steps)
+def _progress(each_step: list[str]) -> Progress:
+    outcomes = Counter(each_step)
     return Progress(
-        total=len(steps),
+        total=len(each_step),
         finished=sum(outcomes[o] for o in FINISHED_OUTCOMES),
         needs_person=sum(outcomes[o] for o in NEEDS_PERSON_OUTCOMES),
         waiting=outcomes[StepOutcome.AWAITING_CONFIRMATION],
@@ -148,7 +148,7 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
             "retryable": RETRYABLE_OUTCOMES,
             "needs_person": RESOLVABLE_OUTCOMES,
             "running": rollback.state in RUNNING_STATES,
-            "progress": _progress(steps),
+            "progress": _progress([step.outcome for step in steps]),
             "graph": _graph(rollback, steps),
             "communications": communications,
             "remediation": remediation,
@@ -172,7 +172,7 @@ def rollback_progress(request: HttpRequest, rollback_id: int) -> HttpResponse:
         "console/_progress.html",
         {
             "rollback": rollback,
-            "progress": _progress([Step(outcome=outcome) for outcome in outcomes]),
+            "progress": _progress(outcomes),
             "running": rollback.state in RUNNING_STATES,
         },
     )
