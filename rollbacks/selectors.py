@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import django_filters
 from django.db.models import Count, Exists, F, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -280,3 +281,44 @@ def requested_by(user: Any, *, limit: int) -> list[Rollback]:
         .select_related("requested_by")
         .order_by("-created_at")[:limit]
     )
+
+
+def _one_of(values: list[str]) -> dict[str, str]:
+    return {"invalid_choice": f"Must be one of {', '.join(values)}."}
+
+
+class RollbackFilter(django_filters.FilterSet):
+    """The filters of a list of rollbacks: the API's list (RollbackListFilter) and the console's queue parse
+    them with this one class, so a value one accepts the other accepts too."""
+
+    state = django_filters.ChoiceFilter(choices=RollbackState.choices, error_messages=_one_of(RollbackState.values))
+    trigger = django_filters.ChoiceFilter(choices=Trigger.choices, error_messages=_one_of(Trigger.values))
+
+    class Meta:
+        model = Rollback
+        fields = ["state", "trigger"]
+
+
+class RollbackListFilter(RollbackFilter):
+    """The API's list adds `queue=mine`: the requests waiting for the caller's sign-off (queue_for), which
+    chooses the rows to filter rather than filtering them (rollbacks_listed_for)."""
+
+    queue = django_filters.ChoiceFilter(
+        choices=[("mine", "mine")],
+        method="_rows_chosen_already",
+        error_messages={"invalid_choice": 'Only "mine" (the requests waiting for your sign-off).'},
+    )
+
+    class Meta(RollbackFilter.Meta):
+        fields = ["state", "trigger", "queue"]
+
+    def _rows_chosen_already(self, queryset: QuerySet[Rollback], name: str, value: str) -> QuerySet[Rollback]:
+        return queryset
+
+
+def rollbacks_listed_for(user: Any, filters: RollbackListFilter) -> QuerySet[Rollback]:
+    """The API's list: the rollbacks `user` may see (or those waiting for them), filtered by `filters` (already
+    valid), with their sign-offs, newest first."""
+    chosen = filters.form.cleaned_data
+    rollbacks = queue_for(user) if chosen.get("queue") else rollbacks_visible_to(user)
+    return with_signoffs(filters.filter_queryset(rollbacks)).order_by("-created_at", "-id")

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 
 from console.access import console_page
 from rollbacks.models import Rollback, RollbackState, Trigger
-from rollbacks.selectors import queue_view, requested_by
+from rollbacks.selectors import RollbackFilter, queue_view, requested_by
 
 PAGE_SIZE = 25
 MINE_ROWS = 5
@@ -46,8 +46,11 @@ class CountedRows:
 @console_page()
 def queue(request: HttpRequest) -> HttpResponse:
     user = request.user
-    trigger = request.GET.get("trigger", "")
-    state = request.GET.get("state", "")
+    # The API's filters, parsed by the same class; a value it would refuse is ignored here (the tabs stay usable).
+    filters = RollbackFilter(request.GET)
+    filters.is_valid()
+    trigger = filters.form.cleaned_data.get("trigger") or ""
+    state = filters.form.cleaned_data.get("state") or ""
     age = request.GET.get("age", "")
     sort = request.GET.get("sort", "newest")
     if sort != "urgent":
@@ -58,8 +61,8 @@ def queue(request: HttpRequest) -> HttpResponse:
         after, before = (timezone.now() - span, None) if newer else (None, timezone.now() - span)
     queue = queue_view(
         user,
-        trigger=trigger if trigger in Trigger.values else None,
-        state=state if state in RollbackState.values else None,
+        trigger=trigger or None,
+        state=state or None,
         created_after=after,
         created_before=before,
         urgent=sort == "urgent",
