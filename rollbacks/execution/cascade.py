@@ -42,6 +42,8 @@ _O = StepOutcome
 # than the longest retry backoff, so a rollback merely waiting on a retry is never taken for stalled.
 STALLED_AFTER = timedelta(minutes=5)
 # Step outcomes that count as progress when deciding between `partially_completed` and `failed`.
+# A level's queued event names at most this many step ids (and how many there were).
+_IDS_KEPT = 100
 _PROGRESS = frozenset({_O.REVERSED, _O.ALREADY_REVERSED, _O.COMPENSATION_FAILED, _O.MANUAL_DONE})
 
 
@@ -112,6 +114,13 @@ def _advance_levels(rollback: Rollback) -> None:
         queued = list(steps.filter(depth=level, is_loop=False, started_at__isnull=True).values_list("pk", flat=True))
         if queued:
             Step.objects.filter(pk__in=queued).update(started_at=timezone.now())
+            # `started_at` is what the worker guard admits a step by, so the trail says when the engine set it.
+            record_event(
+                "rollback.steps.queued",
+                actor=SYSTEM,
+                rollback_id=rollback.pk,
+                data={"depth": level, "steps": queued[:_IDS_KEPT], "count": len(queued)},
+            )
             queue_steps(queued)
             return
         if steps.filter(depth=level).exists():

@@ -168,7 +168,8 @@ class _Batch:
             record_events(specs)
 
     def check(self, work: list[_Work]) -> list[_Work]:
-        passed, checked = [], []
+        passed: list[_Work] = []
+        checked: list[Step] = []
         for item in work:
             if item.step.phase:
                 passed.append(item)
@@ -182,9 +183,23 @@ class _Batch:
             else:
                 item.step.phase = "check"
                 passed.append(item)
-                checked.append(item.step.pk)
+                checked.append(item.step)
         if checked:
-            Step.objects.filter(pk__in=checked, outcome=_O.PENDING).update(phase="check")
+            # The durable phase and its events in one transaction: one append for the batch, however many steps.
+            with transaction.atomic():
+                Step.objects.filter(pk__in=[step.pk for step in checked], outcome=_O.PENDING).update(phase="check")
+                record_events(
+                    [
+                        EventSpec(
+                            "rollback.step.checked",
+                            actor=SYSTEM,
+                            action_id=step.action_id,
+                            rollback_id=step.rollback_id,
+                            data={"step": step.pk, "phase": "check"},
+                        )
+                        for step in checked
+                    ]
+                )
         return passed
 
     def reverse(self, work: list[_Work]) -> list[_Work]:
