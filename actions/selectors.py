@@ -11,7 +11,7 @@ from typing import Any
 
 import django_filters
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
@@ -64,7 +64,8 @@ def load_caused_by(actions: list[Action]) -> None:
 
 
 def with_details(actions: QuerySet[Action]) -> QuerySet[Action]:
-    """Adds the actions it caused and every rollback that includes it (through the rollbacks' steps)."""
+    """Adds the actions it caused. The rollbacks that include it are rollbacks' to read
+    (rollbacks.selectors.rollbacks_of_action): actions knows nothing of rollbacks, in imports or in queries."""
     return with_links(actions).prefetch_related(
         Prefetch(
             "downstream_links",
@@ -72,8 +73,18 @@ def with_details(actions: QuerySet[Action]) -> QuerySet[Action]:
             .only("id", "upstream_id", "downstream_id", "downstream__external_id")
             .order_by("id"),
         ),
-        "rollback_steps__rollback",
     )
+
+
+def search_actions(user: Any, *, starting_with: str = "", state: str = "") -> QuerySet[Action]:
+    """The actions `user` may see whose external id or subject starts with `starting_with` (all when empty), in
+    `state` when given; newest executed first, with their approvers (the console's action search)."""
+    actions = actions_visible_to(user).select_related("approved_by")
+    if starting_with:
+        actions = actions.filter(Q(external_id__startswith=starting_with) | Q(subject__startswith=starting_with))
+    if state:
+        actions = actions.filter(state=state)
+    return actions.order_by("-executed_at", "-id")
 
 
 def get_action_for(user: Any, action_id: Any, *, details: bool = False) -> Action:
@@ -105,22 +116,6 @@ def links_of(action: Action) -> tuple[list[Action], list[Action]]:
     upstream = ActionLink.objects.filter(downstream=action).select_related("upstream").order_by("id")
     downstream = ActionLink.objects.filter(upstream=action).select_related("downstream").order_by("id")
     return [link.upstream for link in upstream], [link.downstream for link in downstream]
-
-
-def rollbacks_of(action: Action) -> list[dict[str, Any]]:
-    """Every rollback that includes the action, from the moment it is requested, with this action's step
-    outcome (its own step, not a loop arrival's, when it has both)."""
-    rollbacks: dict[int, dict[str, Any]] = {}
-    for step in sorted(action.rollback_steps.all(), key=lambda step: (step.rollback_id, step.is_loop)):
-        if step.rollback_id not in rollbacks:
-            rollback = step.rollback
-            rollbacks[step.rollback_id] = {
-                "id": rollback.pk,
-                "trigger": rollback.trigger,
-                "state": rollback.state,
-                "outcome": step.outcome,
-            }
-    return list(rollbacks.values())
 
 
 class UTCDateTimeField(IsoDateTimeField):

@@ -186,9 +186,9 @@ def queries_per_step(people: Any, chains: int) -> float:
     targets = record_chains(people, "python", chains)
     queued: list[tuple[str, Any]] = []
     with (
-        mock.patch.object(tasks.run_rollback, "delay", lambda pk: queued.append(("rollback", pk))),
-        mock.patch.object(tasks.execute_steps, "delay", lambda ids: queued.append(("steps", ids))),
-        mock.patch.object(tasks.send_communication, "delay", lambda pk: queued.append(("communication", pk))),
+        mock.patch.object(tasks.run_rollback_task, "delay", lambda pk: queued.append(("rollback", pk))),
+        mock.patch.object(tasks.execute_steps_task, "delay", lambda ids: queued.append(("steps", ids))),
+        mock.patch.object(tasks.send_communication_task, "delay", lambda pk: queued.append(("communication", pk))),
     ):
         rollback = request_rollback(requester=people["ines"], trigger="incident", reason="count", actions=targets)
         sign_off(rollback.pk, signer=people["ivan"], decision="approve")

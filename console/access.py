@@ -10,21 +10,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from audit.services import actor_name, record_standalone_event
-from policies.roles import AUDITOR, INTEGRATOR, user_roles
+from policies.roles import INTEGRATOR, user_roles
 from policies.selectors import NoPolicyLoaded, current_policy
+from rollbacks.rules import oversees_rollbacks
 
 View = Callable[..., HttpResponse]
-
-
-def signing_roles() -> frozenset[str]:
-    """Every role that signs some rollback under the current policy, expired-window extras included."""
-    try:
-        manifest = current_policy()[1]
-    except NoPolicyLoaded:
-        return frozenset()
-    roles = {req.role for trigger in manifest.triggers.values() for req in trigger.signoffs}
-    roles.update(req.role for req in manifest.window_expired_signoffs)
-    return frozenset(roles)
 
 
 def requestable_triggers(user: Any) -> list[str]:
@@ -40,14 +30,6 @@ def requestable_triggers(user: Any) -> list[str]:
 def console_roles(user: Any) -> frozenset[str]:
     """The roles that give a person something to do in the console; integrators are service accounts."""
     return user_roles(user) - {INTEGRATOR}
-
-
-def can_sign(user: Any) -> bool:
-    return bool(user_roles(user) & signing_roles())
-
-
-def can_read_everything(user: Any) -> bool:
-    return AUDITOR in user_roles(user)
 
 
 def _refuse(request: HttpRequest, reason: str) -> None:
@@ -89,4 +71,4 @@ def may_file(user: Any) -> bool:
 
 
 def may_see_remediation(user: Any) -> bool:
-    return can_sign(user) or can_read_everything(user)
+    return oversees_rollbacks(user)

@@ -99,10 +99,6 @@ class Manifest:
     def action_type(self, name: str) -> ActionTypePolicy | None:
         return self.action_types.get(name)
 
-    def signing_roles(self, trigger: str) -> tuple[str, ...]:
-        policy = self.triggers.get(trigger)
-        return tuple(s.role for s in policy.signoffs) if policy else ()
-
 
 def parse_duration(text: str, *, limit: timedelta = MAX_DURATION) -> timedelta:
     """A duration such as "30d"; ValueError if malformed or longer than `limit` (about ten years by default)."""

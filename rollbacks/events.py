@@ -20,6 +20,7 @@ from audit.services import SYSTEM, record_event
 from policies.methods.webhook import integrator_secret, post_signed
 from policies.selectors import policy_of
 from rollbacks.backoff import retry_delay
+from rollbacks.dispatch import queue_integrator_events
 from rollbacks.guard import whole_id
 from rollbacks.models import CommunicationStatus, IntegratorEvent, Rollback, RollbackState, SignOff, Step
 
@@ -87,15 +88,8 @@ def open_integrator_events(rollback: Rollback, event: str) -> list[IntegratorEve
         ],
         ignore_conflicts=True,  # told once: a state reached a second time is not news
     )
-    rollback_id = rollback.pk
-    transaction.on_commit(lambda: queue_integrator_events(rollback_id))
+    queue_integrator_events(rollback.pk)
     return rows
-
-
-def queue_integrator_events(rollback_id: int) -> None:
-    from rollbacks.tasks import send_integrator_events  # the task module imports the execution layer, which imports us
-
-    send_integrator_events.delay(rollback_id)
 
 
 def send_integrator_events(rollback_id: int) -> float | None:

@@ -16,19 +16,14 @@ from django.db import transaction
 
 from audit.services import SYSTEM, EventSpec, record_event, record_events
 from rollbacks.models import Communication, Rollback, RollbackState, Step, StepOutcome
+from rollbacks.rules import MAY_RUN_OUTCOMES, MESSAGE_STATES, NEVER_AUTHORIZED
 
 logger = logging.getLogger(__name__)
 
 _S = RollbackState
-# The states in which no worker may do anything: nobody authorized the rollback, or it was called off.
-NEVER_AUTHORIZED = frozenset({_S.PENDING_AUTHORIZATION, _S.REJECTED, _S.CANCELLED})
-# The states in which the rollback's own messages (the trigger's notices) may go out.
-MESSAGE_STATES = frozenset({_S.COMMUNICATING, _S.COMPLETED, _S.PARTIALLY_COMPLETED, _S.FAILED})
 # A refusal names at most this many step ids (and how many there were): a flood must not grow the trail.
 _IDS_KEPT = 100
 _BIGINT = 2**63  # beyond it PostgreSQL refuses the id outright
-# The outcomes of steps that wait for the engine; any other step is finished and nothing is called for it.
-_MAY_RUN = frozenset({StepOutcome.PENDING, StepOutcome.AWAITING_CONFIRMATION})
 
 
 def step_refusal(rollback: Rollback, step: Step) -> str | None:
@@ -81,7 +76,7 @@ def admit_steps(step_ids: Any, *, message: dict[str, Any]) -> list[Step]:
             reason: str | None
             if len(rollbacks) > 1:
                 reason = "the message names steps of more than one rollback"
-            elif rollback.state not in NEVER_AUTHORIZED and step.outcome not in _MAY_RUN:
+            elif rollback.state not in NEVER_AUTHORIZED and step.outcome not in MAY_RUN_OUTCOMES:
                 reason = None  # finished: the batch leaves it alone and lets the rollback move on
             else:
                 reason = step_refusal(rollback, step)

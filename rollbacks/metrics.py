@@ -22,10 +22,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from actions.models import Action, ActionState
-from policies.roles import AUDITOR, user_roles
-from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Invalid
 from rollbacks.models import Communication, CommunicationStatus, RemediationTask, Rollback, Step, StepOutcome
+from rollbacks.rules import oversees_rollbacks
 
 DEFAULT_PERIOD = timedelta(days=30)
 TOP_REASONS = 5
@@ -37,17 +36,8 @@ AMOUNT_OUTCOMES = (StepOutcome.REVERSED, StepOutcome.COMPENSATION_FAILED)
 
 
 def may_read_metrics(user: Any) -> bool:
-    """Auditors, and everyone who signs some rollback under the current policy (expired-window extras included)."""
-    roles = user_roles(user)
-    if AUDITOR in roles:
-        return True
-    try:
-        manifest = current_policy()[1]
-    except NoPolicyLoaded:
-        return False
-    signing = {req.role for trigger in manifest.triggers.values() for req in trigger.signoffs}
-    signing.update(req.role for req in manifest.window_expired_signoffs)
-    return bool(roles & signing)
+    """Auditors, and everyone who signs some rollback under the current policy (rollbacks.rules)."""
+    return oversees_rollbacks(user)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,12 @@ Who sees a rollback is decided when it is requested (django-guardian object perm
 the groups of the roles that sign it. Auditors (and anyone holding the model-level view permission) see all.
 """
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, Func, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
+import django_filters
+from django.db.models import Count, Exists, F, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
@@ -202,3 +205,120 @@ def with_approval_counts(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
     return rollbacks.select_related("requested_by").annotate(
         approvals=Coalesce(Subquery(approvals, output_field=IntegerField()), 0)
     )
+
+
+def rollbacks_of_action(action_id: int) -> list[dict[str, Any]]:
+    """Every rollback that includes the action, from the moment it is requested, with this action's step
+    outcome (its own step, not a loop arrival's, when it has both); one query. For whoever may see the action:
+    an action's page lists them by id, trigger and state, as the contract's action detail does."""
+    rollbacks: dict[int, dict[str, Any]] = {}
+    steps = (
+        Step.objects.filter(action_id=action_id)
+        .select_related("rollback")
+        .only("rollback_id", "is_loop", "outcome", "rollback__trigger", "rollback__state")
+        .order_by("rollback_id", "is_loop")
+    )
+    for step in steps:
+        if step.rollback_id not in rollbacks:
+            rollback = step.rollback
+            rollbacks[step.rollback_id] = {
+                "id": rollback.pk,
+                "trigger": rollback.trigger,
+                "state": rollback.state,
+                "outcome": step.outcome,
+            }
+    return list(rollbacks.values())
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """The queue as a page shows it: the rows the filters keep, ordered and with their approval counts, the
+    number of waiting requests per trigger (before the filters, for the tabs), and how many rows were kept."""
+
+    rows: QuerySet[Rollback]
+    counts: dict[str, int]
+    kept: int
+
+
+def queue_view(
+    user: Any,
+    *,
+    trigger: str | None = None,
+    state: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    urgent: bool = False,
+) -> QueueView:
+    """queue_for, filtered and ordered (newest first, or the window closing first when `urgent`); one query for
+    the counts, and the rows when they are read."""
+    waiting = queue_for(user)
+    chosen = Q()
+    if trigger:
+        chosen &= Q(trigger=trigger)
+    if state:
+        chosen &= Q(state=state)
+    if created_after is not None:
+        chosen &= Q(created_at__gte=created_after)
+    if created_before is not None:
+        chosen &= Q(created_at__lt=created_before)
+    # One pass gives the tabs' counts and the number of rows the filters keep (the paginator's count).
+    per_trigger = waiting.order_by().values_list("trigger").annotate(n=Count("id"), kept=Count("id", filter=chosen))
+    counts = {name: n for name, n, _ in per_trigger}
+    kept = sum(row[2] for row in per_trigger)
+    rows = with_approval_counts(waiting.filter(chosen))
+    if urgent:
+        rows = rows.order_by(F("window_closes_at").asc(nulls_last=True), "-created_at", "-id")
+    else:
+        rows = rows.order_by("-created_at", "-id")
+    return QueueView(rows=rows, counts=counts, kept=kept)
+
+
+def requested_by(user: Any, *, limit: int) -> list[Rollback]:
+    """The newest rollbacks this person requested (that they may still see)."""
+    return list(
+        rollbacks_visible_to(user)
+        .filter(requested_by_id=user.pk)
+        .select_related("requested_by")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def _one_of(values: list[str]) -> dict[str, str]:
+    return {"invalid_choice": f"Must be one of {', '.join(values)}."}
+
+
+class RollbackFilter(django_filters.FilterSet):
+    """The filters of a list of rollbacks: the API's list (RollbackListFilter) and the console's queue parse
+    them with this one class, so a value one accepts the other accepts too."""
+
+    state = django_filters.ChoiceFilter(choices=RollbackState.choices, error_messages=_one_of(RollbackState.values))
+    trigger = django_filters.ChoiceFilter(choices=Trigger.choices, error_messages=_one_of(Trigger.values))
+
+    class Meta:
+        model = Rollback
+        fields = ["state", "trigger"]
+
+
+class RollbackListFilter(RollbackFilter):
+    """The API's list adds `queue=mine`: the requests waiting for the caller's sign-off (queue_for), which
+    chooses the rows to filter rather than filtering them (rollbacks_listed_for)."""
+
+    queue = django_filters.ChoiceFilter(
+        choices=[("mine", "mine")],
+        method="_rows_chosen_already",
+        error_messages={"invalid_choice": 'Only "mine" (the requests waiting for your sign-off).'},
+    )
+
+    class Meta(RollbackFilter.Meta):
+        fields = ["state", "trigger", "queue"]
+
+    def _rows_chosen_already(self, queryset: QuerySet[Rollback], name: str, value: str) -> QuerySet[Rollback]:
+        return queryset
+
+
+def rollbacks_listed_for(user: Any, filters: RollbackListFilter) -> QuerySet[Rollback]:
+    """The API's list: the rollbacks `user` may see (or those waiting for them), filtered by `filters` (already
+    valid), with their sign-offs, newest first."""
+    chosen = filters.form.cleaned_data
+    rollbacks = queue_for(user) if chosen.get("queue") else rollbacks_visible_to(user)
+    return with_signoffs(filters.filter_queryset(rollbacks)).order_by("-created_at", "-id")

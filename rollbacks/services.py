@@ -26,6 +26,7 @@ from policies.manifest import Manifest, TriggerPolicy
 from policies.roles import user_roles
 from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Conflict, DomainError, Forbidden, Invalid
+from rollbacks.dispatch import queue_rollback
 from rollbacks.events import REQUESTED, open_integrator_events
 from rollbacks.models import (
     LIVE_STATES,
@@ -37,11 +38,18 @@ from rollbacks.models import (
     Step,
     Trigger,
 )
-from rollbacks.roles import approved_its_error, signing_roles
+from rollbacks.rules import (
+    Refusal,
+    approved_its_error,
+    cancel_refusal,
+    missing_roles,
+    roles_text,
+    signing_role,
+    signing_roles,
+)
 from rollbacks.transitions import lock_rollback, move_rollback
 
 VIEW_ROLLBACK = "rollbacks.view_rollback"
-CANCELLABLE_STATES = frozenset({RollbackState.PENDING_AUTHORIZATION, RollbackState.AUTHORIZED})
 MAX_REASON_LENGTH = 10_000
 MAX_REFERENCE_LENGTH = 200
 REFUSAL_IDS_KEPT = 100  # a refused request's audit event keeps this many of the ids it named
@@ -101,7 +109,7 @@ def ensure_may_request(requester: Any, trigger: Any, *, actions: Any = None) -> 
     policy = _trigger_policy(manifest, trigger)
     if user_roles(requester) & set(policy.requested_by):
         return version_id, manifest, policy
-    message = f"Only {_roles_text(policy.requested_by)} may request a {policy.name} rollback."
+    message = f"Only {roles_text(policy.requested_by)} may request a {policy.name} rollback."
     # One event per refused request, however many actions it names: a caller without the role must not be able to
     # grow the trail by the length of its list. The first REFUSAL_IDS_KEPT distinct ids that exist are kept, with
     # the number named; a refusal about one action is tied to it, so that action's trail shows it.
@@ -218,8 +226,7 @@ def sign_off(rollback_id: int, *, signer: Any, decision: Any, comment: Any = "")
                 _release_actions(rollback, actor=actor)
             elif not _missing_roles(rollback):
                 move_rollback(rollback, RollbackState.AUTHORIZED, actor=actor, authorized_at=timezone.now())
-                rollback_pk = rollback.pk
-                transaction.on_commit(lambda: queue_execution(rollback_pk))
+                queue_rollback(rollback.pk)  # once, after the authorizing transaction commits
     if refusal is not None:
         raise refusal
     return rollback
@@ -247,13 +254,6 @@ def cancel_rollback(rollback_id: int, *, actor: Any) -> Rollback:
     if refusal is not None:
         raise refusal
     return rollback
-
-
-def queue_execution(rollback_id: int) -> None:
-    """Hand an authorized rollback to the workers (called once, after the authorizing transaction commits)."""
-    from rollbacks.tasks import run_rollback  # the task module imports the execution layer, which imports us
-
-    run_rollback.delay(rollback_id)
 
 
 def _policy() -> tuple[int, Manifest]:
@@ -485,37 +485,27 @@ def _approvals(rollback: Rollback) -> dict[str, int]:
 
 def _missing_roles(rollback: Rollback) -> list[str]:
     """The required roles still short of approvals, in the manifest's order."""
-    given = _approvals(rollback)
-    return [item["role"] for item in rollback.required_signoffs if given.get(item["role"], 0) < item["count"]]
+    return missing_roles(rollback, _approvals(rollback))
 
 
 def _role_to_fill(rollback: Rollback, signer: Any) -> str:
-    """The role this signer's sign-off fills, or the refusal (separation of duties first)."""
-    if rollback.state != RollbackState.PENDING_AUTHORIZATION:
-        raise Conflict(f"This rollback is {rollback.state}; it takes sign-offs only while pending_authorization.")
-    if signer.pk == rollback.requested_by_id:
-        raise Forbidden("Nobody signs off a rollback they requested.")
-    if SignOff.objects.filter(rollback=rollback, signer=signer).exists():
-        raise Conflict("You have already signed off this rollback; one person counts once.")
-    held = user_roles(signer)
-    required = [item["role"] for item in rollback.required_signoffs]
-    if not held & set(required):
-        raise Forbidden(f"Only {_roles_text(required)} sign off this rollback.")
-    if approved_its_error(signer, rollback):
-        raise Forbidden("You approved an action this rollback reverses; someone else must verify the error.")
-    for role in _missing_roles(rollback):
-        if role in held:
-            return role
-    raise Conflict(
-        f"Every role you hold that signs this rollback ({_roles_text(sorted(held & set(required)))}) has signed."
+    """The role this signer's sign-off fills, or the refusal raised (rollbacks.rules.signing_role decides)."""
+    answer = signing_role(
+        signer,
+        rollback,
+        signed=SignOff.objects.filter(rollback=rollback, signer=signer).exists(),
+        approvals=_approvals(rollback),
+        approved_error=approved_its_error(signer, rollback),
     )
+    if isinstance(answer, Refusal):
+        raise answer.error()
+    return answer
 
 
 def _check_may_cancel(rollback: Rollback, actor: Any) -> None:
-    if actor.pk != rollback.requested_by_id and not user_roles(actor) & signing_roles(rollback):
-        raise Forbidden("Only the requester or a holder of one of its signing roles may cancel this rollback.")
-    if rollback.state not in CANCELLABLE_STATES:
-        raise Conflict(f"This rollback is {rollback.state}; it can be cancelled only until execution starts.")
+    refusal = cancel_refusal(actor, rollback)
+    if refusal is not None:
+        raise refusal.error()
 
 
 def _release_actions(rollback: Rollback, *, actor: str) -> None:
@@ -540,7 +530,3 @@ def _release_actions(rollback: Rollback, *, actor: str) -> None:
     change_action_states(
         {pk: ActionState.EXECUTED for pk in pending if pk not in claimed}, actor=actor, rollback_id=rollback.pk
     )
-
-
-def _roles_text(roles: Iterable[str]) -> str:
-    return " or ".join(dict.fromkeys(roles)) or "nobody"

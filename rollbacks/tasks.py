@@ -1,5 +1,9 @@
 """Celery adapters over rollbacks.execution and rollbacks.communications: load by id, call a service.
 
+Each function is named `<service>_task`, so a reader (or a tool) never takes the task for the service it calls;
+each is registered under the name rollbacks.dispatch gives it, unchanged since the tasks were named like the
+services, so messages in flight and beat's stored schedule entries keep working (docs/execution.md).
+
 Every task is acknowledged late and requeued if its worker dies (settings), and every service below is safe to
 run twice, so a redelivered message changes nothing that was done. None of them trusts its message: the services
 refuse (and audit) work the rollback's state does not allow (rollbacks.guard), and a refusal is never retried.
@@ -10,7 +14,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from rollbacks import communications, events, execution
+from rollbacks import communications, dispatch, events, execution
 
 # A database that is briefly unreachable is worth waiting for; the backoff stays far below the visibility timeout.
 _DATABASE_ERRORS = (OperationalError, InterfaceError)
@@ -31,21 +35,22 @@ def _message(task: Task) -> dict[str, Any]:
     return {key: str(value) for key, value in found.items() if value}
 
 
-@shared_task(bind=True, max_retries=10, **_DATABASE_RETRY)
-def run_rollback(self: Task, rollback_id: int) -> None:
+@shared_task(name=dispatch.RUN_ROLLBACK, bind=True, max_retries=10, **_DATABASE_RETRY)
+def run_rollback_task(self: Task, rollback_id: int) -> None:
     execution.run_rollback(rollback_id, message=_message(self))
 
 
-@shared_task(bind=True, max_retries=10, **_DATABASE_RETRY)
-def execute_steps(self: Task, step_ids: list[int]) -> None:
+@shared_task(name=dispatch.EXECUTE_STEPS, bind=True, max_retries=10, **_DATABASE_RETRY)
+def execute_steps_task(self: Task, step_ids: list[int]) -> None:
     batch = execution.run_steps(step_ids, message=_message(self))
+    # A step's retry is this task again, later: the service decided it, in a transaction already committed.
     for delay, retry_ids in batch.retries.items():
-        execute_steps.apply_async((retry_ids,), countdown=delay)
+        execute_steps_task.apply_async((retry_ids,), countdown=delay)
 
 
 # Attempts at a message are bounded by NOTIFY_MAX_ATTEMPTS in the service, not by Celery.
-@shared_task(bind=True, max_retries=None, **_DATABASE_RETRY)
-def send_communication(self: Task, communication_id: int) -> None:
+@shared_task(name=dispatch.SEND_COMMUNICATION, bind=True, max_retries=None, **_DATABASE_RETRY)
+def send_communication_task(self: Task, communication_id: int) -> None:
     delivery = communications.send_communication(communication_id, message=_message(self))
     if delivery is None:
         return
@@ -55,13 +60,13 @@ def send_communication(self: Task, communication_id: int) -> None:
 
 
 # Attempts are bounded by NOTIFY_MAX_ATTEMPTS in the service, as for communications.
-@shared_task(bind=True, max_retries=None, **_DATABASE_RETRY)
-def send_integrator_events(self: Task, rollback_id: int) -> None:
+@shared_task(name=dispatch.SEND_INTEGRATOR_EVENTS, bind=True, max_retries=None, **_DATABASE_RETRY)
+def send_integrator_events_task(self: Task, rollback_id: int) -> None:
     retry_in = events.send_integrator_events(rollback_id)
     if retry_in is not None:
         raise self.retry(countdown=retry_in)
 
 
-@shared_task
-def resume_stalled_rollbacks() -> list[int]:
+@shared_task(name=dispatch.RESUME_STALLED_ROLLBACKS)
+def resume_stalled_rollbacks_task() -> list[int]:
     return execution.resume_stalled_rollbacks()

@@ -132,8 +132,3 @@ def move_step(
     """Move one step the caller has locked (lock_step) to `to_outcome`, or raise Conflict."""
     move_steps([StepMove(step, to_outcome, detail, fields, data or {})], actor=actor, kind=kind)
     return step
-
-
-def transition_step(step_id: int, to_outcome: str, *, actor: str, **kwargs: Any) -> Step:
-    with transaction.atomic():
-        return move_step(lock_step(step_id), to_outcome, actor=actor, **kwargs)

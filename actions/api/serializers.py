@@ -12,8 +12,9 @@ from typing import Any
 from rest_framework import serializers
 
 from actions.models import Action, ActionState, Reversibility
-from actions.selectors import ReversalPreview, caused_by_of, causes_of, rollbacks_of
+from actions.selectors import ReversalPreview, caused_by_of, causes_of
 from policies.manifest import ActionTypePolicy, Manifest, SignoffRequirement
+from rollbacks.selectors import rollbacks_of_action
 
 
 def iso_time(moment: datetime | None) -> str | None:
@@ -53,7 +54,8 @@ def represent_action(action: Action, *, caused_by: list[str] | None = None) -> d
 
 
 def represent_action_details(action: Action) -> dict[str, Any]:
-    return {**represent_action(action), "causes": causes_of(action), "rollbacks": rollbacks_of(action)}
+    # The API is the web layer over both apps: it composes the action with the rollbacks' own read of it.
+    return {**represent_action(action), "causes": causes_of(action), "rollbacks": rollbacks_of_action(action.pk)}
 
 
 ReversibilitySerializer = type(

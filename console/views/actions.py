@@ -5,18 +5,18 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from actions.models import ActionState
-from actions.selectors import actions_visible_to, get_action_for, links_of, preview_reversal, rollbacks_of
+from actions.models import Action, ActionState
+from actions.selectors import get_action_for, links_of, preview_reversal, search_actions
 from audit.selectors import latest_audit_events
 from console.access import console_page, may_file, requestable_triggers
 from console.forms import ActionSearchForm, RollbackRequestForm, SelectorForm, errors_text
 from rollback_console.errors import DomainError, Invalid
-from rollbacks.selectors import trail_scope_for
+from rollbacks.selectors import rollbacks_of_action, trail_scope_for
 from rollbacks.services import plan_rollback, request_rollback
 
 PAGE_SIZE = 25
@@ -27,17 +27,12 @@ AUDIT_ROWS = 200
 @console_page()
 def action_search(request: HttpRequest) -> HttpResponse:
     search = ActionSearchForm(request.GET)
-    actions = actions_visible_to(request.user).select_related("approved_by")
     query = state = ""
+    actions: QuerySet[Action] | list[Action] = []  # a search the form refuses finds nothing
     if search.is_valid():
         query, state = search.cleaned_data["q"], search.cleaned_data["state"]
-        if query:
-            actions = actions.filter(Q(external_id__startswith=query) | Q(subject__startswith=query))
-        if state:
-            actions = actions.filter(state=state)
-    else:
-        actions = actions.none()
-    page = Paginator(actions.order_by("-executed_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+        actions = search_actions(request.user, starting_with=query, state=state)
+    page = Paginator(actions, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "console/actions.html",
@@ -56,7 +51,7 @@ def _action_context(request: HttpRequest, action_id: int, form: RollbackRequestF
     return {
         "action": action,
         "preview": preview_reversal(user, action),
-        "rollbacks": rollbacks_of(action),
+        "rollbacks": rollbacks_of_action(action.pk),
         "upstream": upstream,
         "downstream": downstream,
         "events": latest_audit_events(action_id=action.pk, scope=trail_scope_for(user), limit=AUDIT_ROWS),

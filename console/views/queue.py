@@ -4,7 +4,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -12,22 +12,18 @@ from django.views.decorators.http import require_GET
 
 from console.access import console_page
 from rollbacks.models import Rollback, RollbackState, Trigger
-from rollbacks.selectors import queue_for, rollbacks_visible_to, with_approval_counts
+from rollbacks.selectors import RollbackFilter, queue_view, requested_by
 
 PAGE_SIZE = 25
-# age choice -> (label, lookup on created_at, how long ago)
+MINE_ROWS = 5
+# age choice -> (label, newer (True) or older than, how long ago)
 AGES = {
-    "1h": ("newer than an hour", "gte", timedelta(hours=1)),
-    "24h": ("newer than a day", "gte", timedelta(days=1)),
-    "old": ("older than a day", "lt", timedelta(days=1)),
-    "week": ("older than a week", "lt", timedelta(days=7)),
+    "1h": ("newer than an hour", True, timedelta(hours=1)),
+    "24h": ("newer than a day", True, timedelta(days=1)),
+    "old": ("older than a day", False, timedelta(days=1)),
+    "week": ("older than a week", False, timedelta(days=7)),
 }
 SORTS = {"newest": "newest first", "urgent": "window closing first"}
-
-
-def _age_filter(age: str) -> Q:
-    _, lookup, span = AGES[age]
-    return Q(**{f"created_at__{lookup}": timezone.now() - span})
 
 
 class CountedRows:
@@ -50,37 +46,32 @@ class CountedRows:
 @console_page()
 def queue(request: HttpRequest) -> HttpResponse:
     user = request.user
-    waiting = queue_for(user)
-    trigger = request.GET.get("trigger", "")
-    state = request.GET.get("state", "")
+    # The API's filters, parsed by the same class; a value it would refuse is ignored here (the tabs stay usable).
+    filters = RollbackFilter(request.GET)
+    filters.is_valid()
+    trigger = filters.form.cleaned_data.get("trigger") or ""
+    state = filters.form.cleaned_data.get("state") or ""
     age = request.GET.get("age", "")
     sort = request.GET.get("sort", "newest")
-    chosen = Q()
-    if trigger in Trigger.values:
-        chosen &= Q(trigger=trigger)
-    if state in RollbackState.values:
-        chosen &= Q(state=state)
-    if age in AGES:
-        chosen &= _age_filter(age)
-    # One pass gives the tabs' counts and the number of rows the filters keep (the paginator's count).
-    per_trigger = waiting.order_by().values_list("trigger").annotate(n=Count("id"), kept=Count("id", filter=chosen))
-    counts = {name: n for name, n, _ in per_trigger}
-    kept = sum(row[2] for row in per_trigger)
-    rows = with_approval_counts(waiting.filter(chosen))
-    if sort == "urgent":
-        rows = rows.order_by(F("window_closes_at").asc(nulls_last=True), "-created_at", "-id")
-    else:
+    if sort != "urgent":
         sort = "newest"
-        rows = rows.order_by("-created_at", "-id")
-    # CountedRows is the part of a sequence the paginator uses; the stubs ask for a whole Sequence.
-    paginator: Paginator[Rollback] = Paginator(cast(Any, CountedRows(rows, kept)), PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
-    mine = list(
-        rollbacks_visible_to(user)
-        .filter(requested_by_id=user.pk)
-        .select_related("requested_by")
-        .order_by("-created_at")[:5]
+    after = before = None
+    if age in AGES:
+        _, newer, span = AGES[age]
+        after, before = (timezone.now() - span, None) if newer else (None, timezone.now() - span)
+    queue = queue_view(
+        user,
+        trigger=trigger or None,
+        state=state or None,
+        created_after=after,
+        created_before=before,
+        urgent=sort == "urgent",
     )
+    counts = queue.counts
+    # CountedRows is the part of a sequence the paginator uses; the stubs ask for a whole Sequence.
+    paginator: Paginator[Rollback] = Paginator(cast(Any, CountedRows(queue.rows, queue.kept)), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    mine = requested_by(user, limit=MINE_ROWS)
     return render(
         request,
         "console/queue.html",

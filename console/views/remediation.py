@@ -10,7 +10,7 @@ from console.access import console_page, may_see_remediation
 from console.forms import NoteForm, errors_text
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import complete_remediation
-from rollbacks.roles import holds_signing_role
+from rollbacks.rules import holds_signing_role
 from rollbacks.selectors import get_remediation_task_for, remediation_tasks_for
 
 PAGE_SIZE = 25

@@ -14,20 +14,21 @@ from audit.selectors import latest_audit_events
 from console.access import console_page
 from console.drawing import GraphNode, cascade_svg
 from console.forms import NoteForm, SignOffForm, errors_text
-from policies.roles import user_roles
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import confirm_cascade, resolve_step, retry_step
-from rollbacks.models import (
-    FINISHED_OUTCOMES,
-    NEEDS_PERSON_OUTCOMES,
-    Rollback,
-    RollbackState,
-    SignoffDecision,
-    Step,
-    StepOutcome,
-    Trigger,
+from rollbacks.models import FINISHED_OUTCOMES, NEEDS_PERSON_OUTCOMES, Rollback, SignoffDecision, Step, StepOutcome
+from rollbacks.rules import (
+    RESOLVABLE_OUTCOMES,
+    RETRYABLE_OUTCOMES,
+    RUNNING_STATES,
+    STARTED_STATES,
+    Refusal,
+    approved_any_target,
+    cancel_refusal,
+    carry_on_refusal,
+    confirm_refusal,
+    signing_role,
 )
-from rollbacks.roles import holds_signing_role
 from rollbacks.selectors import (
     communications_of,
     get_rollback_for,
@@ -42,19 +43,6 @@ from rollbacks.services import cancel_rollback, sign_off
 # The trail on the page is the newest part; the whole of it is in the API and the export.
 AUDIT_ROWS = 200
 TARGET_ROWS = 50
-RUNNING_STATES = frozenset({RollbackState.AUTHORIZED, RollbackState.EXECUTING, RollbackState.COMMUNICATING})
-CANCELLABLE_STATES = frozenset({RollbackState.PENDING_AUTHORIZATION, RollbackState.AUTHORIZED})
-# A person may retry or resolve a step once execution has started (the service checks it again).
-STARTED_STATES = frozenset(
-    {
-        RollbackState.EXECUTING,
-        RollbackState.PAUSED,
-        RollbackState.COMMUNICATING,
-        RollbackState.PARTIALLY_COMPLETED,
-        RollbackState.FAILED,
-    }
-)
-RETRYABLE_OUTCOMES = frozenset({StepOutcome.FAILED, StepOutcome.PREREQUISITES_UNMET})
 
 
 @dataclass(frozen=True)
@@ -89,25 +77,6 @@ def _requirements(rollback: Rollback, signoffs: list[Any]) -> list[Requirement]:
     ]
 
 
-def why_not_sign(
-    user: Any, rollback: Rollback, requirements: list[Requirement], signoffs: list[Any], targets: list[Step]
-) -> str | None:
-    """Why this person sees no Approve/Reject buttons, or None when they may sign. The service checks it all again
-    under the row lock; this only keeps buttons away from people who would be refused."""
-    if rollback.state != RollbackState.PENDING_AUTHORIZATION:
-        return ""  # nothing to sign; the page shows the state
-    if user.pk == rollback.requested_by_id:
-        return "You requested this rollback: someone else must sign it off."
-    if rollback.trigger == Trigger.REVIEWER_ERROR and any(step.action.approved_by_id == user.pk for step in targets):
-        return "You approved the original action, so you may not verify its rollback."
-    if any(signoff.signer_id == user.pk for signoff in signoffs):
-        return "You have already signed this rollback."
-    missing = {req.role for req in requirements if req.missing}
-    if not user_roles(user) & missing:
-        return "None of your roles is still needed here."
-    return None
-
-
 def _graph(rollback: Rollback, steps: list[Step]) -> Any:
     nodes = [
         GraphNode(
@@ -125,10 +94,10 @@ def _graph(rollback: Rollback, steps: list[Step]) -> Any:
     return cascade_svg(nodes, authorized_depth=rollback.confirmed_depth)
 
 
-def _progress(steps: list[Step]) -> Progress:
-    outcomes = Counter(step.outcome for step in steps)
+def _progress(each_step: list[str]) -> Progress:
+    outcomes = Counter(each_step)
     return Progress(
-        total=len(steps),
+        total=len(each_step),
         finished=sum(outcomes[o] for o in FINISHED_OUTCOMES),
         needs_person=sum(outcomes[o] for o in NEEDS_PERSON_OUTCOMES),
         waiting=outcomes[StepOutcome.AWAITING_CONFIRMATION],
@@ -147,8 +116,16 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
     remediation = remediation_of(rollback)
     targets = [step for step in steps if step.depth == 0 and not step.is_loop]
     requirements = _requirements(rollback, signoffs)
-    refusal = why_not_sign(user, rollback, requirements, signoffs, targets)
-    signing = holds_signing_role(user, rollback)
+    # The rules the services apply, asked with the facts this page loaded (the services ask again under the lock).
+    approved_error = approved_any_target(user, rollback, targets)
+    sign = signing_role(
+        user,
+        rollback,
+        signed=any(signoff.signer_id == user.pk for signoff in signoffs),
+        approvals={req.role: req.given for req in requirements},
+        approved_error=approved_error,
+    )
+    carry_on = carry_on_refusal(user, rollback, approved_error=approved_error) is None
     prerequisites = sorted({p for step in steps for p in step.action.prerequisites})
     side_effects = sorted({s for step in steps for s in step.action.side_effects})
     windows = [step.action.window_ends_at for step in targets if step.action.window_ends_at is not None]
@@ -162,15 +139,16 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
             "more_targets": max(0, len(targets) - TARGET_ROWS),
             "signoffs": signoffs,
             "requirements": requirements,
-            "may_sign": refusal is None,
-            "sign_refusal": refusal or "",
-            "may_confirm": rollback.state == RollbackState.PAUSED and signing,
-            "may_cancel": rollback.state in CANCELLABLE_STATES and (signing or user.pk == rollback.requested_by_id),
-            "may_handle_steps": signing and rollback.state in STARTED_STATES,
+            "may_sign": not isinstance(sign, Refusal),
+            # Only a refusal about the person is worth a line; the page shows the state already.
+            "sign_refusal": sign.message if isinstance(sign, Refusal) and sign.about == "person" else "",
+            "may_confirm": carry_on and confirm_refusal(rollback) is None,
+            "may_cancel": cancel_refusal(user, rollback) is None,
+            "may_handle_steps": carry_on and rollback.state in STARTED_STATES,
             "retryable": RETRYABLE_OUTCOMES,
-            "needs_person": NEEDS_PERSON_OUTCOMES,
+            "needs_person": RESOLVABLE_OUTCOMES,
             "running": rollback.state in RUNNING_STATES,
-            "progress": _progress(steps),
+            "progress": _progress([step.outcome for step in steps]),
             "graph": _graph(rollback, steps),
             "communications": communications,
             "remediation": remediation,
@@ -194,7 +172,7 @@ def rollback_progress(request: HttpRequest, rollback_id: int) -> HttpResponse:
         "console/_progress.html",
         {
             "rollback": rollback,
-            "progress": _progress([Step(outcome=outcome) for outcome in outcomes]),
+            "progress": _progress(outcomes),
             "running": rollback.state in RUNNING_STATES,
         },
     )

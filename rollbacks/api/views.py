@@ -20,7 +20,7 @@ from rollbacks.api.serializers import (
 )
 from rollbacks.idempotency import MAX_KEY_LENGTH, respond_once
 from rollbacks.models import Rollback, RollbackState, Trigger
-from rollbacks.selectors import get_rollback_for, queue_for, rollbacks_visible_to, with_signoffs
+from rollbacks.selectors import RollbackListFilter, get_rollback_for, rollbacks_listed_for
 
 
 def _validated(serializer_class: Any, request: Request) -> dict[str, Any]:
@@ -46,23 +46,10 @@ class RollbackViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filter_backends: list[Any] = []
 
     def get_queryset(self) -> QuerySet[Rollback]:
-        params = self.request.query_params
-        errors = {}
-        state, trigger, queue = params.get("state"), params.get("trigger"), params.get("queue")
-        if state and state not in RollbackState.values:
-            errors["state"] = [f"Must be one of {', '.join(RollbackState.values)}."]
-        if trigger and trigger not in Trigger.values:
-            errors["trigger"] = [f"Must be one of {', '.join(Trigger.values)}."]
-        if queue and queue != "mine":
-            errors["queue"] = ['Only "mine" (the requests waiting for your sign-off).']
-        if errors:
-            raise ValidationError(errors)
-        rollbacks = queue_for(self.request.user) if queue else rollbacks_visible_to(self.request.user)
-        if state:
-            rollbacks = rollbacks.filter(state=state)
-        if trigger:
-            rollbacks = rollbacks.filter(trigger=trigger)
-        return with_signoffs(rollbacks).order_by("-created_at", "-id")
+        filters = RollbackListFilter(self.request.query_params)
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        return rollbacks_listed_for(self.request.user, filters)
 
     def get_serializer_class(self) -> Any:
         return RollbackSummarySerializer if self.action == "list" else RollbackSerializer

@@ -10,12 +10,10 @@ verification and communication.
 
 from rollbacks.execution.cascade import confirm_cascade, resume_stalled_rollbacks, run_rollback, run_steps
 from rollbacks.execution.remediation import complete_remediation, resolve_step, retry_step
-from rollbacks.execution.steps import execute_step
 
 __all__ = [
     "complete_remediation",
     "confirm_cascade",
-    "execute_step",
     "resolve_step",
     "resume_stalled_rollbacks",
     "retry_step",

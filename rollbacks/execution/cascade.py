@@ -16,13 +16,14 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import SYSTEM, actor_name, record_event, record_standalone_event
+from audit.services import SYSTEM, actor_name, record_event
 from policies.selectors import policy_of
-from rollback_console.errors import Conflict, Forbidden, Invalid
+from rollback_console.errors import Invalid
 from rollbacks.communications import open_trigger_communications
+from rollbacks.dispatch import queue_communications, queue_rollback, queue_steps
 from rollbacks.execution.outcomes import finish_step, loop_detail
 from rollbacks.execution.steps import StepRun, execute_steps
-from rollbacks.guard import NEVER_AUTHORIZED, refuse_run, refuse_unknown, whole_id
+from rollbacks.guard import refuse_run, refuse_unknown, whole_id
 from rollbacks.models import (
     FINISHED_OUTCOMES,
     Communication,
@@ -32,17 +33,17 @@ from rollbacks.models import (
     Step,
     StepOutcome,
 )
-from rollbacks.roles import approved_its_error, holds_signing_role
+from rollbacks.rules import NEVER_AUTHORIZED, RUNNING_STATES, authorize_carry_on, confirm_refusal
 from rollbacks.transitions import StepMove, lock_rollback, move_rollback, move_steps
 
 _S = RollbackState
 _O = StepOutcome
-# Steps per task: large enough that queueing costs little per step, small enough that two workers share a level.
-BATCH_SIZE = 50
 # A rollback with no audited event for this long while it should be moving is queued again by the sweeper. Longer
 # than the longest retry backoff, so a rollback merely waiting on a retry is never taken for stalled.
 STALLED_AFTER = timedelta(minutes=5)
 # Step outcomes that count as progress when deciding between `partially_completed` and `failed`.
+# A level's queued event names at most this many step ids (and how many there were).
+_IDS_KEPT = 100
 _PROGRESS = frozenset({_O.REVERSED, _O.ALREADY_REVERSED, _O.COMPENSATION_FAILED, _O.MANUAL_DONE})
 
 
@@ -113,7 +114,14 @@ def _advance_levels(rollback: Rollback) -> None:
         queued = list(steps.filter(depth=level, is_loop=False, started_at__isnull=True).values_list("pk", flat=True))
         if queued:
             Step.objects.filter(pk__in=queued).update(started_at=timezone.now())
-            dispatch_steps(queued)
+            # `started_at` is what the worker guard admits a step by, so the trail says when the engine set it.
+            record_event(
+                "rollback.steps.queued",
+                actor=SYSTEM,
+                rollback_id=rollback.pk,
+                data={"depth": level, "steps": queued[:_IDS_KEPT], "count": len(queued)},
+            )
+            queue_steps(queued)
             return
         if steps.filter(depth=level).exists():
             return  # the level's steps are running; the last one to finish moves the rollback on
@@ -145,9 +153,9 @@ def settle_rollback(rollback: Rollback) -> None:
     if unsent:
         if rollback.state != _S.COMMUNICATING:
             move_rollback(rollback, _S.COMMUNICATING, actor=SYSTEM, data={"communications": len(unsent)})
-            dispatch_communications(unsent)
+            queue_communications(unsent)
         elif created:
-            dispatch_communications([communication.pk for communication in created])
+            queue_communications([communication.pk for communication in created])
         return
     unfinished = any(outcome not in FINISHED_OUTCOMES for outcome in outcomes)
     not_sent = (
@@ -172,58 +180,15 @@ def settle_rollback(rollback: Rollback) -> None:
         )
 
 
-def dispatch_steps(step_ids: list[int]) -> None:
-    """Queue steps for the workers once the transaction that marked them queued commits."""
-    from rollbacks import tasks  # tasks are adapters over these services; importing them here avoids a cycle
-
-    batches = [step_ids[start : start + BATCH_SIZE] for start in range(0, len(step_ids), BATCH_SIZE)]
-    transaction.on_commit(lambda: [tasks.execute_steps.delay(batch) for batch in batches])
-
-
-def dispatch_communications(communication_ids: list[int]) -> None:
-    from rollbacks import tasks
-
-    transaction.on_commit(lambda: [tasks.send_communication.delay(pk) for pk in communication_ids])
-
-
-def queue_rollback(rollback_id: int) -> None:
-    from rollbacks import tasks
-
-    transaction.on_commit(lambda: tasks.run_rollback.delay(rollback_id))
-
-
-def authorize_caller(user: Any, rollback_id: int, operation: str) -> None:
-    """Only a holder of one of the rollback's sign-off roles who did not request it may continue, retry or
-    resolve; for `reviewer_error`, not the approver of an action it reverses either. A refusal is audited
-    (outside the refused change's transaction, so it stays)."""
-    try:
-        rollback = Rollback.objects.get(pk=rollback_id)
-    except Rollback.DoesNotExist:
-        raise Conflict(f"Rollback {rollback_id} does not exist.") from None
-    if not holds_signing_role(user, rollback):
-        reason = "holds no sign-off role for it"
-        message = "Only a holder of one of this rollback's sign-off roles, other than its requester, may."
-    elif approved_its_error(user, rollback):
-        reason = "approved an action this reviewer_error rollback reverses"
-        message = "You approved an action this rollback reverses; someone else must carry it on."
-    else:
-        return
-    record_standalone_event(
-        "rollback.refused",
-        actor=actor_name(user),
-        data={"rollback": rollback_id, "operation": operation, "reason": reason},
-    )
-    raise Forbidden(message)
-
-
 def confirm_cascade(rollback_id: int, *, actor: Any, depth: int | None = None) -> Rollback:
     """Let a paused rollback go one level deeper than it may now (or to `depth`)."""
-    authorize_caller(actor, rollback_id, "confirm_cascade")
+    authorize_carry_on(actor, rollback_id, "confirm_cascade")
     name = actor_name(actor)
     with transaction.atomic():
         rollback = lock_rollback(rollback_id)
-        if rollback.state != _S.PAUSED:
-            raise Conflict(f"Only a paused rollback's cascade can be confirmed; this one is {rollback.state}.")
+        refusal = confirm_refusal(rollback)
+        if refusal is not None:
+            raise refusal.error()
         previous = rollback.confirmed_depth
         new_depth = previous + 1 if depth is None else depth
         if new_depth <= previous:
@@ -252,9 +217,7 @@ def resume_stalled_rollbacks(*, stalled_after: timedelta = STALLED_AFTER) -> lis
     """Queue again every rollback that should be moving but has recorded nothing for `stalled_after` (its task
     was lost, say). Running it beside live workers is safe: steps and messages are idempotent and claimed."""
     cutoff = timezone.now() - stalled_after
-    candidates = Rollback.objects.filter(
-        state__in=[_S.AUTHORIZED, _S.EXECUTING, _S.COMMUNICATING], updated_at__lt=cutoff
-    ).values_list("pk", flat=True)
+    candidates = Rollback.objects.filter(state__in=RUNNING_STATES, updated_at__lt=cutoff).values_list("pk", flat=True)
     resumed = []
     for rollback_id in candidates:
         last = AuditEvent.objects.filter(rollback_id=rollback_id).order_by("-seq").values_list("at", flat=True).first()
@@ -268,7 +231,7 @@ def resume_stalled_rollbacks(*, stalled_after: timedelta = STALLED_AFTER) -> lis
 def resume_rollback(rollback_id: int) -> bool:
     with transaction.atomic():
         rollback = lock_rollback(rollback_id)
-        if rollback.state not in (_S.AUTHORIZED, _S.EXECUTING, _S.COMMUNICATING):
+        if rollback.state not in RUNNING_STATES:
             return False
         requeued = Step.objects.filter(rollback=rollback, outcome=_O.PENDING).update(started_at=None)
         unsent = list(
@@ -283,6 +246,6 @@ def resume_rollback(rollback_id: int) -> bool:
             data={"state": rollback.state, "steps": requeued, "communications": len(unsent)},
         )
         if rollback.state == _S.COMMUNICATING:
-            dispatch_communications(unsent)
+            queue_communications(unsent)
         _advance(rollback)
     return True

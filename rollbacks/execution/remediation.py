@@ -9,28 +9,28 @@ from actions.models import ActionState
 from actions.services import change_action_states
 from audit.services import actor_name, record_event
 from rollback_console.errors import Conflict, Invalid
-from rollbacks.execution.cascade import authorize_caller, queue_rollback, settle_rollback
+from rollbacks.dispatch import queue_rollback
+from rollbacks.execution.cascade import settle_rollback
 from rollbacks.execution.outcomes import finish_step
-from rollbacks.models import NEEDS_PERSON_OUTCOMES, RemediationTask, Rollback, RollbackState, Step, StepOutcome
+from rollbacks.models import RemediationTask, Rollback, RollbackState, Step, StepOutcome
+from rollbacks.rules import authorize_carry_on, may_resolve, resolve_refusal, retry_refusal
 from rollbacks.transitions import lock_rollback, lock_step, move_rollback, move_step
 
 _S = RollbackState
 _O = StepOutcome
-RETRYABLE_OUTCOMES = frozenset({_O.FAILED, _O.PREREQUISITES_UNMET})
-# States in which a rollback's steps may be retried or resolved: it has started and is not waiting for sign-off.
-_STARTED = frozenset({_S.EXECUTING, _S.PAUSED, _S.COMMUNICATING, _S.PARTIALLY_COMPLETED, _S.FAILED})
 _ENDED = frozenset({_S.PARTIALLY_COMPLETED, _S.FAILED})
 
 
 def retry_step(rollback_id: int, step_id: int, *, actor: Any) -> Rollback:
     """Run a `failed` or `prerequisites_unmet` step again, from the last phase that answered ok."""
-    authorize_caller(actor, rollback_id, "retry_step")
+    authorize_carry_on(actor, rollback_id, "retry_step")
     name = actor_name(actor)
     with transaction.atomic():
         rollback = lock_rollback(rollback_id)
         step = lock_step(step_id, rollback_id=rollback_id)
-        if rollback.state not in _STARTED or step.outcome not in RETRYABLE_OUTCOMES:
-            raise Conflict(f"A {step.outcome} step of a {rollback.state} rollback cannot be retried.")
+        refusal = retry_refusal(rollback, step)
+        if refusal is not None:
+            raise refusal.error()
         move_step(
             step,
             _O.PENDING,
@@ -54,12 +54,13 @@ def retry_step(rollback_id: int, step_id: int, *, actor: Any) -> Rollback:
 def resolve_step(rollback_id: int, step_id: int, *, actor: Any, note: str) -> Rollback:
     """Record that a person handled a step the workers could not finish (`manual_done`)."""
     note = _clean_note(note)
-    authorize_caller(actor, rollback_id, "resolve_step")
+    authorize_carry_on(actor, rollback_id, "resolve_step")
     with transaction.atomic():
         rollback = lock_rollback(rollback_id)
         step = lock_step(step_id, rollback_id=rollback_id)
-        if rollback.state not in _STARTED or step.outcome not in NEEDS_PERSON_OUTCOMES:
-            raise Conflict(f"A {step.outcome} step of a {rollback.state} rollback cannot be resolved.")
+        refusal = resolve_refusal(rollback, step)
+        if refusal is not None:
+            raise refusal.error()
         _resolve(rollback, step, actor=actor, note=note)
     return rollback
 
@@ -71,14 +72,14 @@ def complete_remediation(task_id: int, *, actor: Any, note: str) -> RemediationT
     if found is None:
         raise Conflict(f"Remediation task {task_id} does not exist.")
     rollback_id, step_id = found
-    authorize_caller(actor, rollback_id, "complete_remediation")
+    authorize_carry_on(actor, rollback_id, "complete_remediation")
     with transaction.atomic():
         rollback = lock_rollback(rollback_id)
         step = lock_step(step_id)
         task = RemediationTask.objects.select_for_update().get(pk=task_id)
         if task.done_at is not None:
             raise Conflict(f"Remediation task {task_id} was completed already.")
-        if step.outcome in NEEDS_PERSON_OUTCOMES and rollback.state in _STARTED:
+        if may_resolve(rollback, step):
             _resolve(rollback, step, actor=actor, note=note)
         else:
             _close_task(task, step, actor=actor, note=note)

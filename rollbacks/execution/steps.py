@@ -53,16 +53,10 @@ class StepRun:
     retry_in: float | None = None  # a transient failure: run the step again after this many seconds
 
 
-def execute_step(step_id: int, *, message: dict[str, Any] | None = None) -> StepRun | None:
-    """Take a pending step as far as it goes now. Safe to call again at any time: a finished step is left alone.
-    None when there is no such step or no worker may run it now (rollbacks.guard audited why)."""
-    runs = execute_steps([step_id], message=message)
-    return runs[0] if runs else None
-
-
 def execute_steps(step_ids: Sequence[int], *, message: dict[str, Any] | None = None) -> list[StepRun]:
-    """execute_step for several steps, in a constant number of queries per step whatever their number. `message`
-    describes the task that asked (for the trail, should the guard refuse it)."""
+    """Take pending steps as far as they go now, in a constant number of queries per step whatever their number.
+    Safe to call again at any time: a finished step is left alone, and a step no worker may run now is refused
+    (rollbacks.guard audits why). `message` describes the task that asked (for the trail)."""
     admitted = admit_steps(step_ids, message=message or {"task": "execute_steps"})
     located = [(step.pk, step.action_id, step.rollback_id) for step in admitted]
     with claim_actions(action_id for _, action_id, _ in located) as held:
@@ -174,7 +168,8 @@ class _Batch:
             record_events(specs)
 
     def check(self, work: list[_Work]) -> list[_Work]:
-        passed, checked = [], []
+        passed: list[_Work] = []
+        checked: list[Step] = []
         for item in work:
             if item.step.phase:
                 passed.append(item)
@@ -188,9 +183,23 @@ class _Batch:
             else:
                 item.step.phase = "check"
                 passed.append(item)
-                checked.append(item.step.pk)
+                checked.append(item.step)
         if checked:
-            Step.objects.filter(pk__in=checked, outcome=_O.PENDING).update(phase="check")
+            # The durable phase and its events in one transaction: one append for the batch, however many steps.
+            with transaction.atomic():
+                Step.objects.filter(pk__in=[step.pk for step in checked], outcome=_O.PENDING).update(phase="check")
+                record_events(
+                    [
+                        EventSpec(
+                            "rollback.step.checked",
+                            actor=SYSTEM,
+                            action_id=step.action_id,
+                            rollback_id=step.rollback_id,
+                            data={"step": step.pk, "phase": "check"},
+                        )
+                        for step in checked
+                    ]
+                )
         return passed
 
     def reverse(self, work: list[_Work]) -> list[_Work]:

@@ -67,7 +67,7 @@ def no_workers() -> Iterator[list[int]]:
     queued: list[int] = []
     import rollbacks.tasks as tasks
 
-    with mock.patch.object(tasks.run_rollback, "delay", side_effect=queued.append):
+    with mock.patch.object(tasks.run_rollback_task, "delay", side_effect=queued.append):
         yield queued
 
 

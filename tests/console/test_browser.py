@@ -260,7 +260,7 @@ def test_the_progress_bar_follows_execution_and_the_page_reloads_when_it_ends(
 
     refund = record(cast.shop)
     rollback = request_rollback(requester=cast.bob, trigger="reviewer_error", reason="wrong", actions=[refund.pk])
-    with mock.patch.object(tasks.run_rollback, "delay"):  # authorized, but no worker has picked it up yet
+    with mock.patch.object(tasks.run_rollback_task, "delay"):  # authorized, but no worker has picked it up yet
         sign_off(rollback.pk, signer=cast.vera, decision="approve")
     verifier = open_as("vera")
     verifier.goto(f"{live_server.url}/console/rollbacks/{rollback.pk}/")

@@ -130,10 +130,10 @@ def test_a_rollback_run_twice_changes_nothing_the_second_time(cast, receiver, ru
     rollback = settled(authorize(cast, [refund]), running_worker)
     calls, head = len(receiver.state.calls), AuditEvent.objects.order_by("-seq").values_list("seq", flat=True)[0]
 
-    tasks.run_rollback.delay(rollback.pk)
-    tasks.execute_steps.delay(list(rollback.steps.values_list("pk", flat=True)))
+    tasks.run_rollback_task.delay(rollback.pk)
+    tasks.execute_steps_task.delay(list(rollback.steps.values_list("pk", flat=True)))
     for communication in Communication.objects.filter(rollback=rollback):
-        tasks.send_communication.delay(communication.pk)
+        tasks.send_communication_task.delay(communication.pk)
     time.sleep(2)  # time enough for the worker to take and finish them
 
     assert len(receiver.state.calls) == calls

@@ -151,9 +151,9 @@ class SyncWorker:
 def worker_fixture(monkeypatch, django_capture_on_commit_callbacks) -> Iterator[Callable[[], None]]:
     """`worker()` runs everything queued so far, and what that queues, until nothing is left."""
     sync = SyncWorker()
-    monkeypatch.setattr(tasks.run_rollback, "delay", lambda pk: sync.queue.append(("rollback", pk)))
-    monkeypatch.setattr(tasks.execute_steps, "delay", lambda ids: sync.queue.append(("steps", list(ids))))
-    monkeypatch.setattr(tasks.send_communication, "delay", lambda pk: sync.queue.append(("communication", pk)))
+    monkeypatch.setattr(tasks.run_rollback_task, "delay", lambda pk: sync.queue.append(("rollback", pk)))
+    monkeypatch.setattr(tasks.execute_steps_task, "delay", lambda ids: sync.queue.append(("steps", list(ids))))
+    monkeypatch.setattr(tasks.send_communication_task, "delay", lambda pk: sync.queue.append(("communication", pk)))
 
     def run() -> None:
         sync.drain(django_capture_on_commit_callbacks)

@@ -49,7 +49,7 @@ def capturing_queue() -> Iterator[list[int]]:
     from rollbacks import tasks
 
     queued: list[int] = []
-    with mock.patch.object(tasks.run_rollback, "delay", side_effect=queued.append):
+    with mock.patch.object(tasks.run_rollback_task, "delay", side_effect=queued.append):
         yield queued
 
 

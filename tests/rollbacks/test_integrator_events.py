@@ -95,7 +95,7 @@ class _Answer:
 def receiver(monkeypatch, shop) -> Iterator[Receiver]:
     found = Receiver(client=Client())
     monkeypatch.setattr("urllib.request.urlopen", found.urlopen)
-    monkeypatch.setattr(tasks.send_integrator_events, "delay", found.queued.append)
+    monkeypatch.setattr(tasks.send_integrator_events_task, "delay", found.queued.append)
     yield found
 
 

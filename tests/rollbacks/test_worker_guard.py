@@ -193,7 +193,7 @@ def test_a_step_of_the_next_level_is_refused_while_the_level_before_runs(
     rollback = started(cast, worker, django_capture_on_commit_callbacks, prefix="next")
     points = rollback.steps.get(depth=1)
     retried = []
-    monkeypatch.setattr(tasks.execute_steps, "apply_async", lambda *a, **kw: retried.append(a))
+    monkeypatch.setattr(tasks.execute_steps_task, "apply_async", lambda *a, **kw: retried.append(a))
 
     inject("rollbacks.tasks.execute_steps", [points.pk], headers={"periodic_task_name": "every minute"})
 
