@@ -168,40 +168,37 @@ def _membership_changed(sender: Any, instance: Any, action: str, reverse: bool, 
         _record("access.groups_changed", {"user": instance.get_username(), change: _names(Group, pk_set, "name")})
 
 
-def _user_permissions_changed(
-    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any
-) -> None:
-    if action not in _CHANGES:
-        return
-    if action == "pre_clear":
-        pk_set = set(getattr(instance, "user_set" if reverse else "user_permissions").values_list("pk", flat=True))
-    if not pk_set:
-        return
-    change = _CHANGES[action]
-    if reverse:  # instance is a permission, pk_set users
-        permission = _permission_names([instance.pk])
-        for username in _names(User, pk_set, "username"):
-            _record("access.permissions_changed", {"user": username, change: permission})
-    else:
-        _record("access.permissions_changed", {"user": instance.get_username(), change: _permission_names(pk_set)})
+def _permissions_changed(
+    kind: str, key: str, holder: Any, name_field: str, holders: str, permissions: str
+) -> Callable[..., None]:
+    """A receiver for the permissions a `holder` (a user or a group) has, changed from either side: holder.`permissions`
+    add/remove/set/clear, or permission.`holders` the other way round. A clear is read before it happens."""
+
+    def changed(sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any) -> None:
+        if action not in _CHANGES:
+            return
+        if action == "pre_clear":
+            pk_set = set(getattr(instance, holders if reverse else permissions).values_list("pk", flat=True))
+        if not pk_set:
+            return
+        change = _CHANGES[action]
+        if reverse:  # instance is a permission, pk_set its holders
+            permission = _permission_names([instance.pk])
+            for name in _names(holder, pk_set, name_field):
+                _record(kind, {key: name, change: permission})
+        else:
+            _record(kind, {key: getattr(instance, name_field), change: _permission_names(pk_set)})
+
+    return changed
 
 
-def _group_permissions_changed(
-    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any
-) -> None:
-    if action not in _CHANGES:
-        return
-    if action == "pre_clear":
-        pk_set = set(getattr(instance, "group_set" if reverse else "permissions").values_list("pk", flat=True))
-    if not pk_set:
-        return
-    change = _CHANGES[action]
-    if reverse:  # instance is a permission, pk_set groups
-        permission = _permission_names([instance.pk])
-        for name in _names(Group, pk_set, "name"):
-            _record("access.group_permissions_changed", {"group": name, change: permission})
-    else:
-        _record("access.group_permissions_changed", {"group": instance.name, change: _permission_names(pk_set)})
+# Module-level, so the signal's weak references keep them.
+_user_permissions_changed = _permissions_changed(
+    "access.permissions_changed", "user", User, "username", "user_set", "user_permissions"
+)
+_group_permissions_changed = _permissions_changed(
+    "access.group_permissions_changed", "group", Group, "name", "group_set", "permissions"
+)
 
 
 _WATCHED = ("is_active", "is_staff", "is_superuser", "password")
