@@ -189,3 +189,23 @@ def test_the_password_reset_flow_is_served_once_configured(settings):
         clear_url_caches()
     with pytest.raises(NoReverseMatch):
         reverse("password_reset")
+
+
+def test_permissions_changed_from_the_permissions_side_or_cleared_are_audited(cast):
+    permission = Permission.objects.get(codename="view_rollback")
+    reviewer = Group.objects.get(name="reviewer")
+    start = last_seq()
+
+    permission.user_set.add(cast.nobody)
+    permission.group_set.add(reviewer)
+    cast.nobody.user_permissions.clear()
+    reviewer.permissions.remove(permission)
+
+    assert access_events("access.permissions_changed", start) == [
+        ("system", {"user": "nobody", "added": ["rollbacks.view_rollback"]}),
+        ("system", {"user": "nobody", "removed": ["rollbacks.view_rollback"]}),
+    ]
+    assert access_events("access.group_permissions_changed", start) == [
+        ("system", {"group": "reviewer", "added": ["rollbacks.view_rollback"]}),
+        ("system", {"group": "reviewer", "removed": ["rollbacks.view_rollback"]}),
+    ]
