@@ -1,15 +1,18 @@
 """Actions in the admin: read-only. An action changes only through actions.services (its state follows its
 rollbacks), and its approval and reversibility are frozen at recording, so nothing here may edit or delete one."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin
+from django.db.models import Model
 from django.http import HttpRequest
 
 from actions.models import Action, ActionLink
 
+_M = TypeVar("_M", bound=Model)
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+
+class ReadOnlyAdmin(admin.ModelAdmin[_M]):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -20,7 +23,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class UpstreamInline(admin.TabularInline):
+class UpstreamInline(admin.TabularInline[ActionLink, Action]):
     model = ActionLink
     fk_name = "downstream"
     verbose_name = "caused by"
@@ -43,7 +46,7 @@ class DownstreamInline(UpstreamInline):
 
 
 @admin.register(Action)
-class ActionAdmin(ReadOnlyAdmin):
+class ActionAdmin(ReadOnlyAdmin[Action]):
     list_display = [
         "id",
         "external_id",
@@ -85,7 +88,7 @@ class ActionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ActionLink)
-class ActionLinkAdmin(ReadOnlyAdmin):
+class ActionLinkAdmin(ReadOnlyAdmin[ActionLink]):
     list_display = ["id", "upstream", "downstream", "created_at"]
     list_select_related = ["upstream", "downstream"]
     search_fields = ["upstream__external_id", "downstream__external_id"]

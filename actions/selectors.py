@@ -43,7 +43,7 @@ def actions_visible_to(user: Any) -> QuerySet[Action]:
     return Action.objects.none()
 
 
-def _caused_by() -> Prefetch:
+def _caused_by() -> Prefetch[str, QuerySet[ActionLink], str]:
     return Prefetch(
         "upstream_links",
         queryset=ActionLink.objects.select_related("upstream")
@@ -118,11 +118,12 @@ def links_of(action: Action) -> tuple[list[Action], list[Action]]:
     return [link.upstream for link in upstream], [link.downstream for link in downstream]
 
 
-class UTCDateTimeField(IsoDateTimeField):
+# django-filter ships no type information: its classes are Any to mypy, so subclassing them needs the ignores.
+class UTCDateTimeField(IsoDateTimeField):  # type: ignore[misc]
     """An ISO 8601 time, converted to UTC here: PostgreSQL refuses offsets beyond 15:59 that Python accepts."""
 
     def to_python(self, value: Any) -> datetime | None:
-        moment = super().to_python(value)
+        moment: datetime | None = super().to_python(value)
         if moment is None:
             return None
         try:
@@ -131,11 +132,11 @@ class UTCDateTimeField(IsoDateTimeField):
             raise ValidationError("This time is out of range.", code="invalid") from None
 
 
-class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):  # type: ignore[misc]
     field_class = UTCDateTimeField
 
 
-class ActionFilter(django_filters.FilterSet):
+class ActionFilter(django_filters.FilterSet):  # type: ignore[misc]
     """The contract's action filters: the API's list and a rollback's `selector` use the same ones."""
 
     action_type = django_filters.CharFilter()
@@ -179,7 +180,8 @@ def select_actions(user: Any, filters: Mapping[str, Any]) -> QuerySet[Action]:
     filterset = ActionFilter(values, queryset=actions_visible_to(user))
     if not filterset.is_valid():
         raise Invalid({key: list(messages) for key, messages in filterset.errors.items()})
-    return filterset.qs
+    matching: QuerySet[Action] = filterset.qs
+    return matching
 
 
 @dataclass(frozen=True)

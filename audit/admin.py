@@ -1,10 +1,11 @@
 """The trail in Django admin: strictly read-only, with the chain's verification a click away (it reads the whole
 trail, seconds at a million events, so the list does not run it on every page)."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
@@ -12,8 +13,10 @@ from django.urls import URLPattern, path
 from audit.models import AnchorDelivery, AuditCheckpoint, AuditEvent
 from audit.verification import verify_chain
 
+_M = TypeVar("_M", bound=Model)
 
-class _ReadOnly(admin.ModelAdmin):
+
+class _ReadOnly(admin.ModelAdmin[_M]):
     """The audit app's tables are shown, never edited, in admin."""
 
     actions = None
@@ -29,7 +32,7 @@ class _ReadOnly(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(_ReadOnly):
+class AuditEventAdmin(_ReadOnly[AuditEvent]):
     list_display = ("seq", "at", "actor", "kind", "action_id", "rollback_id", "short_hash")
     list_filter = ("kind",)
     search_fields = ("kind", "actor")
@@ -58,7 +61,7 @@ class AuditEventAdmin(_ReadOnly):
 
 
 @admin.register(AnchorDelivery)
-class AnchorDeliveryAdmin(_ReadOnly):
+class AnchorDeliveryAdmin(_ReadOnly[AnchorDelivery]):
     """Whether AUDIT_ANCHOR_URL takes the anchors: a pending row with attempts says the receiver is failing."""
 
     list_display = ("seq", "created_at", "delivered_at", "attempts", "last_error")
@@ -67,6 +70,6 @@ class AnchorDeliveryAdmin(_ReadOnly):
 
 
 @admin.register(AuditCheckpoint)
-class AuditCheckpointAdmin(_ReadOnly):
+class AuditCheckpointAdmin(_ReadOnly[AuditCheckpoint]):
     list_display = ("seq", "verified_at", "full", "hash")
     readonly_fields = ("seq", "hash", "verified_at", "full")

@@ -44,7 +44,7 @@ class IssueTokenForm(forms.Form):
 
 
 @admin.register(AuthToken)
-class IntegratorTokenAdmin(admin.ModelAdmin):
+class IntegratorTokenAdmin(admin.ModelAdmin[AuthToken]):
     list_display = ("token_key", "user", "created", "expiry")
     list_filter = ("created", "expiry")
     search_fields = ("token_key", "user__username")

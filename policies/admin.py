@@ -45,7 +45,7 @@ def split_error(error: str) -> tuple[str, str]:
 
 
 @admin.register(PolicyVersion)
-class PolicyVersionAdmin(admin.ModelAdmin):
+class PolicyVersionAdmin(admin.ModelAdmin[PolicyVersion]):
     list_display = ("label", "short_hash", "is_current", "loaded_at", "loaded_by")
     list_filter = ("loaded_by",)
     search_fields = ("label", "content_hash")
@@ -118,7 +118,7 @@ class PolicyVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(PolicyActivation)
-class PolicyActivationAdmin(admin.ModelAdmin):
+class PolicyActivationAdmin(admin.ModelAdmin[PolicyActivation]):
     list_display = ("version", "activated_at", "activated_by")
     list_filter = ("activated_by",)
     search_fields = ("version__label", "version__content_hash", "activated_by")

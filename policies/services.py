@@ -1,5 +1,6 @@
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from django.db import transaction
@@ -16,7 +17,7 @@ class LoadResult:
     activated: bool  # it was not current before
 
 
-def content_hash(raw: dict) -> str:
+def content_hash(raw: dict[str, Any]) -> str:
     """Identity of a manifest: its parsed content, so comments and layout do not make a new version."""
     return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

@@ -22,7 +22,7 @@ from audit.access import REFUSED_WHILE_LOCKED_OUT, count_access_failure
 from audit.services import record_event
 
 
-class AuditedTokenAuthentication(TokenAuthentication):
+class AuditedTokenAuthentication(TokenAuthentication):  # type: ignore[misc]  # knox ships no types
     """Knox's hashed, expiring tokens; a refused token is counted for the audit trail (one `auth.failed` event per
     client address and minute, with the count: audit.access).
 
@@ -78,7 +78,7 @@ def token_max_age() -> timedelta:
     return timedelta(days=settings.TOKEN_MAX_AGE_DAYS)
 
 
-class LoginThrottleBackend(AxesStandaloneBackend):
+class LoginThrottleBackend(AxesStandaloneBackend):  # type: ignore[misc]  # nor does django-axes
     """django-axes' lockout check for logins through a page (console, admin). A login without a request (a shell,
     a management command) is no web login: nothing to throttle, so it is let through to the next backend instead
     of failing as axes' own backend would. A login refused because the address is already locked out is marked,
@@ -120,12 +120,14 @@ def issue_token(user: Any, *, expires: timedelta, actor: str) -> tuple[Any, str]
 def revoke_tokens(user: Any, *, actor: str) -> int:
     """Revoke every token of `user` at once: the next request with any of them gets 401."""
     with transaction.atomic():
+        count: int
         count, _ = AuthToken.objects.filter(user=user).delete()
         record_event("token.revoked", actor=actor, data={"user": user.get_username(), "tokens": count})
     return count
 
 
-class AuditedTokenScheme(OpenApiAuthenticationExtension):
+# drf-spectacular registers an extension in its untyped __init_subclass__.
+class AuditedTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Documents `Authorization: Token KEY` in the OpenAPI schema."""
 
     target_class = AuditedTokenAuthentication

@@ -1,6 +1,7 @@
 """Domain exceptions every service raises; the API turns them into responses, the console into messages."""
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class DomainError(Exception):
@@ -28,7 +29,7 @@ class Invalid(DomainError):
 
     status_code = 400
 
-    def __init__(self, errors: Mapping[str, Sequence[str] | Mapping] | str):
+    def __init__(self, errors: Mapping[str, Sequence[str] | Mapping[str, Any]] | str):
         if isinstance(errors, str):
             errors = {"non_field_errors": [errors]}
         self.errors = dict(errors)

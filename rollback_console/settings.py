@@ -8,10 +8,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from rollback_console.env import env_bool, env_int, env_list, env_str
+
+# Lets classes that are generic only in the type stubs (ModelAdmin[Action], Prefetch[...]) be subscripted at run
+# time too, as `mypy --strict` asks for their type parameters.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))

@@ -1,12 +1,13 @@
 """Rollbacks in the admin, read-only: every state change is an admin action that calls the same service the API
 and the console call, so it is checked and audited the same way. Nothing here saves a stateful row itself."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django_celery_beat import admin as beat_admin
@@ -17,11 +18,13 @@ from rollbacks.execution import complete_remediation, confirm_cascade
 from rollbacks.models import Communication, RemediationTask, Rollback, SignOff, Step
 from rollbacks.services import cancel_rollback
 
+_M = TypeVar("_M", bound=Model)
+
 # A bulk rollback may have thousands of steps: the page shows the first ones; the console and the API show all.
 INLINE_ROWS = 200
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline[_M, Rollback]):
     extra = 0
     can_delete = False
     show_change_link = False
@@ -36,7 +39,7 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class StepInline(ReadOnlyInline):
+class StepInline(ReadOnlyInline[Step]):
     model = Step
     fk_name = "rollback"
     verbose_name_plural = f"steps (the first {INLINE_ROWS} by depth)"
@@ -49,13 +52,13 @@ class StepInline(ReadOnlyInline):
         return steps.filter(pk__in=Subquery(first)).order_by("depth", "id")
 
 
-class SignOffInline(ReadOnlyInline):
+class SignOffInline(ReadOnlyInline[SignOff]):
     model = SignOff
     fields = ("signer", "role", "decision", "comment", "at")
     readonly_fields = fields
 
 
-class CommunicationInline(ReadOnlyInline):
+class CommunicationInline(ReadOnlyInline[Communication]):
     model = Communication
     verbose_name_plural = f"communications (the first {INLINE_ROWS})"
     fields = ("audience", "channel", "template", "step", "status", "attempts", "last_error", "sent_at")
@@ -66,7 +69,9 @@ class CommunicationInline(ReadOnlyInline):
         return super().get_queryset(request).filter(pk__in=Subquery(first)).order_by("id")
 
 
-def _run_each(modeladmin: admin.ModelAdmin, request: HttpRequest, items: QuerySet[Any], call: Any, done: str) -> None:
+def _run_each(
+    modeladmin: admin.ModelAdmin[_M], request: HttpRequest, items: QuerySet[_M], call: Callable[[_M], object], done: str
+) -> None:
     """Call a service for each selected row; a refusal is reported for that row and the others go on."""
     succeeded = 0
     for item in items:
@@ -81,7 +86,7 @@ def _run_each(modeladmin: admin.ModelAdmin, request: HttpRequest, items: QuerySe
 
 
 @admin.register(Rollback)
-class RollbackAdmin(admin.ModelAdmin):
+class RollbackAdmin(admin.ModelAdmin[Rollback]):
     list_display = ("id", "trigger", "state", "requested_by", "created_at", "planned_actions", "finished_at")
     list_filter = ("state", "trigger", "created_at")
     search_fields = ("=id", "reason", "reference", "requested_by__username")
@@ -120,7 +125,7 @@ class RemediationNoteForm(forms.Form):
 
 
 @admin.register(RemediationTask)
-class RemediationTaskAdmin(admin.ModelAdmin):
+class RemediationTaskAdmin(admin.ModelAdmin[RemediationTask]):
     list_display = ("id", "reason", "step_action", "rollback", "created_at", "done_at", "done_by")
     list_filter = ("reason", ("done_at", admin.EmptyFieldListFilter), "created_at")
     search_fields = ("=id", "step__action__external_id", "step__action__subject", "note")
@@ -178,7 +183,7 @@ class RemediationTaskAdmin(admin.ModelAdmin):
 # superusers see it, whatever model permissions a staff user was given.
 
 
-class SuperuserOnlyAdmin(admin.ModelAdmin):
+class SuperuserOnlyAdmin(admin.ModelAdmin[_M]):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)
 
@@ -195,7 +200,7 @@ class SuperuserOnlyAdmin(admin.ModelAdmin):
         return self.has_module_permission(request)
 
 
-BEAT_ADMINS: dict[type, type[admin.ModelAdmin]] = {
+BEAT_ADMINS: dict[type[Model], type[admin.ModelAdmin[Any]]] = {
     beat_models.PeriodicTask: beat_admin.PeriodicTaskAdmin,
     beat_models.IntervalSchedule: beat_admin.IntervalScheduleAdmin,
     beat_models.CrontabSchedule: beat_admin.CrontabScheduleAdmin,

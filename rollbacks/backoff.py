@@ -22,4 +22,6 @@ def max_retry_delay() -> float:
 
 def retry_delay(attempts: int) -> float:
     """Exponential backoff after `attempts` failed tries (1, 2, 4 ... seconds), capped by max_retry_delay()."""
-    return min(RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), max_retry_delay())
+    # `int ** int` is typed Any (a negative exponent gives a float); this one is never negative.
+    backoff: int = RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0)
+    return min(backoff, max_retry_delay())

@@ -287,7 +287,7 @@ def _one_of(values: list[str]) -> dict[str, str]:
     return {"invalid_choice": f"Must be one of {', '.join(values)}."}
 
 
-class RollbackFilter(django_filters.FilterSet):
+class RollbackFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no types
     """The filters of a list of rollbacks: the API's list (RollbackListFilter) and the console's queue parse
     them with this one class, so a value one accepts the other accepts too."""
 

@@ -72,7 +72,9 @@ ReversibilitySerializer = type(
 )
 
 
-class ActionInputSerializer(serializers.Serializer):
+# Apart from ActionSerializer (an Action), a plain Serializer here reads a request body or draws a response from a
+# dict or a dataclass: it holds no model instance, so its instance type (the stubs' type parameter) is Any.
+class ActionInputSerializer(serializers.Serializer[Any]):
     """An action as an integrator posts it. Times need a UTC offset; unknown fields are refused."""
 
     external_id = serializers.CharField(max_length=255, help_text="Unique per integrator; the replay key.")
@@ -92,18 +94,18 @@ class ActionInputSerializer(serializers.Serializer):
     )
 
 
-class BatchInputSerializer(serializers.Serializer):
+class BatchInputSerializer(serializers.Serializer[Any]):
     actions = ActionInputSerializer(many=True, help_text="Up to 1,000 actions, recorded in order, all or none.")
 
 
-class LinksInputSerializer(serializers.Serializer):
+class LinksInputSerializer(serializers.Serializer[Any]):
     causes = serializers.ListField(
         child=serializers.CharField(max_length=255),
         help_text="External ids of this integrator's actions that this action caused.",
     )
 
 
-class ActionSerializer(serializers.Serializer):
+class ActionSerializer(serializers.Serializer[Action]):
     id = serializers.IntegerField()
     external_id = serializers.CharField()
     action_type = serializers.CharField()
@@ -129,7 +131,7 @@ class ActionSerializer(serializers.Serializer):
         return represent_action(instance)
 
 
-class ActionRollbackSerializer(serializers.Serializer):
+class ActionRollbackSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     trigger = serializers.CharField()
     state = serializers.CharField()
@@ -144,18 +146,18 @@ class ActionDetailSerializer(ActionSerializer):
         return represent_action_details(instance)
 
 
-class BatchResultSerializer(serializers.Serializer):
+class BatchResultSerializer(serializers.Serializer[Any]):
     actions = ActionSerializer(many=True)
     created = serializers.IntegerField(help_text="How many were recorded now.")
     replayed = serializers.IntegerField(help_text="How many had been recorded before with the same body.")
 
 
-class SignoffSerializer(serializers.Serializer):
+class SignoffSerializer(serializers.Serializer[Any]):
     role = serializers.CharField()
     count = serializers.IntegerField()
 
 
-class CascadeEntrySerializer(serializers.Serializer):
+class CascadeEntrySerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     external_id = serializers.CharField()
     action_type = serializers.CharField()
@@ -167,14 +169,14 @@ class CascadeEntrySerializer(serializers.Serializer):
     window_open = serializers.BooleanField()
 
 
-class LoopSerializer(serializers.Serializer):
+class LoopSerializer(serializers.Serializer[Any]):
     from_action = serializers.IntegerField()
     to_action = serializers.IntegerField()
     depth = serializers.IntegerField()
     path = serializers.ListField(child=serializers.IntegerField())
 
 
-class ReversalPreviewSerializer(serializers.Serializer):
+class ReversalPreviewSerializer(serializers.Serializer[Any]):
     action = serializers.IntegerField()
     reversibility = ReversibilitySerializer()
     window_open = serializers.BooleanField()
@@ -264,7 +266,7 @@ def reversal_summary(policy: ActionTypePolicy, manifest: Manifest) -> str:
     return f"{what} within {window}; after that {_signers(expired)} must {'also ' if many else ''}sign off"
 
 
-class ActionTypeSerializer(serializers.Serializer):
+class ActionTypeSerializer(serializers.Serializer[Any]):
     name = serializers.CharField()
     reversibility = serializers.ChoiceField(choices=Reversibility.choices, help_text="The class: full, partial ...")
     method = serializers.CharField(allow_null=True)
@@ -308,7 +310,7 @@ class ActionTypeSerializer(serializers.Serializer):
         }
 
 
-class ActionTypeListSerializer(serializers.Serializer):
+class ActionTypeListSerializer(serializers.Serializer[Any]):
     count = serializers.IntegerField()
     next = serializers.CharField(allow_null=True)
     previous = serializers.CharField(allow_null=True)
@@ -317,5 +319,5 @@ class ActionTypeListSerializer(serializers.Serializer):
     results = ActionTypeSerializer(many=True)
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()

@@ -97,7 +97,7 @@ def _object_body(request: Request, fields: tuple[str, ...]) -> dict[str, Any]:
         responses={200: ActionDetailSerializer, **_READ_ERRORS},
     ),
 )
-class ActionViewSet(viewsets.GenericViewSet):
+class ActionViewSet(viewsets.GenericViewSet[Action]):
     parser_classes = [ORJSONParser]
     renderer_classes = [ORJSONRenderer]
     filter_backends = [DjangoFilterBackend]

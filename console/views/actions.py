@@ -41,7 +41,9 @@ def action_search(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _action_context(request: HttpRequest, action_id: int, form: RollbackRequestForm | None, plan: Any = None) -> dict:
+def _action_context(
+    request: HttpRequest, action_id: int, form: RollbackRequestForm | None, plan: Any = None
+) -> dict[str, Any]:
     user = request.user
     action = get_action_for(user, action_id, details=True)
     triggers = requestable_triggers(user)

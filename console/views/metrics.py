@@ -1,5 +1,7 @@
 """The metrics page: the API's figures for a period, drawn as bars."""
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -10,7 +12,7 @@ from rollback_console.errors import Invalid
 from rollbacks.metrics import may_read_metrics, parse_period, rollback_metrics
 
 
-def _rate_bars(rows: list[dict], key: str) -> list[Bar]:
+def _rate_bars(rows: list[dict[str, Any]], key: str) -> list[Bar]:
     return [
         Bar(
             label=str(row[key]),
@@ -25,7 +27,7 @@ def _rate_bars(rows: list[dict], key: str) -> list[Bar]:
 @console_page(may_read_metrics, reason="Metrics are for auditors and for people who sign off rollbacks.")
 def metrics_page(request: HttpRequest) -> HttpResponse:
     since, until = request.GET.get("since") or None, request.GET.get("until") or None
-    errors: dict = {}
+    errors: dict[str, Any] = {}
     try:
         period = parse_period(since, until)
     except Invalid as exc:

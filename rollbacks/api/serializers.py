@@ -9,13 +9,15 @@ from rest_framework import serializers
 from rollbacks.models import Communication, Rollback, SignOff, SignoffDecision, Step
 
 
-class RequiredSignoffSerializer(serializers.Serializer):
+# A plain Serializer here reads a request body or draws a response from a dict: it holds no model instance, so its
+# instance type (the stubs' type parameter) is Any.
+class RequiredSignoffSerializer(serializers.Serializer[Any]):
     role = serializers.CharField()
     count = serializers.IntegerField()
     given = serializers.IntegerField()
 
 
-class SignOffSerializer(serializers.ModelSerializer):
+class SignOffSerializer(serializers.ModelSerializer[SignOff]):
     signer = serializers.CharField(source="signer.username")
 
     class Meta:
@@ -23,7 +25,7 @@ class SignOffSerializer(serializers.ModelSerializer):
         fields = ["signer", "role", "decision", "comment", "at"]
 
 
-class StepSerializer(serializers.ModelSerializer):
+class StepSerializer(serializers.ModelSerializer[Step]):
     action = serializers.IntegerField(source="action_id")
 
     class Meta:
@@ -31,13 +33,13 @@ class StepSerializer(serializers.ModelSerializer):
         fields = ["id", "action", "depth", "outcome", "attempts", "detail", "is_loop"]
 
 
-class CommunicationSerializer(serializers.ModelSerializer):
+class CommunicationSerializer(serializers.ModelSerializer[Communication]):
     class Meta:
         model = Communication
         fields = ["audience", "channel", "status", "attempts"]
 
 
-class PlanSerializer(serializers.Serializer):
+class PlanSerializer(serializers.Serializer[Any]):
     actions = serializers.IntegerField()
     cascade = serializers.IntegerField()
     irreversible = serializers.IntegerField()
@@ -45,7 +47,7 @@ class PlanSerializer(serializers.Serializer):
     action_ids = serializers.ListField(child=serializers.IntegerField())
 
 
-class RollbackSummarySerializer(serializers.ModelSerializer):
+class RollbackSummarySerializer(serializers.ModelSerializer[Rollback]):
     """A rollback in a list: everything but its steps and communications."""
 
     queue = serializers.CharField(source="trigger", read_only=True)
@@ -101,7 +103,7 @@ class RollbackSerializer(RollbackSummarySerializer):
         read_only_fields = fields
 
 
-class SelectorSerializer(serializers.Serializer):
+class SelectorSerializer(serializers.Serializer[Any]):
     """The action filters a request may select its targets with (documentation; actions.selectors checks)."""
 
     action_type = serializers.CharField(required=False)
@@ -115,7 +117,7 @@ class SelectorSerializer(serializers.Serializer):
     executed_before = serializers.DateTimeField(required=False)
 
 
-class RollbackRequestSerializer(serializers.Serializer):
+class RollbackRequestSerializer(serializers.Serializer[Any]):
     trigger = serializers.CharField(max_length=32)
     reason = serializers.CharField(max_length=10_000)
     actions = serializers.ListField(
@@ -144,6 +146,6 @@ class RollbackRequestSerializer(serializers.Serializer):
         return attrs
 
 
-class SignOffRequestSerializer(serializers.Serializer):
+class SignOffRequestSerializer(serializers.Serializer[Any]):
     decision = serializers.ChoiceField(choices=SignoffDecision.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)

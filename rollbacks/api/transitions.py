@@ -16,13 +16,15 @@ from rollbacks.models import Rollback
 from rollbacks.selectors import get_rollback_for
 
 
-class ConfirmCascadeSerializer(serializers.Serializer):
+# A plain Serializer here reads a request body or draws a response from a dict: it holds no model instance, so its
+# instance type (the stubs' type parameter) is Any.
+class ConfirmCascadeSerializer(serializers.Serializer[Any]):
     depth = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, max_value=1000, help_text="Absent: one level deeper."
     )
 
 
-class ResolveStepSerializer(serializers.Serializer):
+class ResolveStepSerializer(serializers.Serializer[Any]):
     note = serializers.CharField(max_length=10_000, help_text="What was done by hand.")
 
 

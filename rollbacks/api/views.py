@@ -40,7 +40,7 @@ def _validated(serializer_class: Any, request: Request) -> dict[str, Any]:
     ),
     retrieve=extend_schema(responses=RollbackSerializer),
 )
-class RollbackViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class RollbackViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Rollback]):
     serializer_class = RollbackSerializer
     queryset = Rollback.objects.none()  # for the schema; get_queryset decides
     filter_backends: list[Any] = []
