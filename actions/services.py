@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -141,19 +142,50 @@ def _look_up_sql(actions: int, approvers: int) -> str:
     )
 
 
+@dataclass
+class _Sorted:
+    """The items of one call sorted: what refuses it, what replays an earlier record, and the actions to insert."""
+
+    errors: dict[str, FieldErrors] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)
+    replays: dict[int, int] = field(default_factory=dict)  # index -> id of the action recorded before, same body
+    new_actions: dict[int, Action] = field(default_factory=dict)  # index -> action to insert
+    new_items: list[ActionInput] = field(default_factory=list)
+    earlier: dict[str, Action] = field(default_factory=dict)  # external id -> action, new in this batch
+
+
 def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> list[tuple[Action, bool]]:
     policy_version, recorded, approvers = _look_up(integrator, items)
     if policy_version is None:
         raise Conflict(NO_POLICY)
-    version_id = policy_version[0]
     manifest = policy_version_manifest(*policy_version)
+    sorted_items = _sort_items(integrator, items, recorded, approvers, manifest, policy_version[0], batch=batch)
+    if sorted_items.errors:
+        raise Invalid({"actions": sorted_items.errors} if batch else sorted_items.errors["0"])
+    if sorted_items.conflicts:
+        raise Conflict(" ".join(sorted_items.conflicts))
+    if sorted_items.new_actions:
+        _save_new_actions(integrator, sorted_items, recorded, manifest)
+    replayed = _replayed_actions(integrator, sorted_items.replays)
+    return [
+        (sorted_items.new_actions[index], True)
+        if index in sorted_items.new_actions
+        else (replayed[sorted_items.replays[index]], False)
+        for index in range(len(items))
+    ]
 
-    errors: dict[str, FieldErrors] = {}
-    conflicts: list[str] = []
-    replays: dict[int, int] = {}  # index -> id of the action recorded before with the same body
-    new_actions: dict[int, Action] = {}  # index -> action to insert
-    new_items: list[ActionInput] = []
-    earlier: dict[str, Action] = {}  # external id -> action, new in this batch
+
+def _sort_items(
+    integrator: Any,
+    items: list[ActionInput],
+    recorded: dict[str, tuple[int, str]],
+    approvers: dict[str, Any],
+    manifest: Manifest,
+    version_id: int,
+    *,
+    batch: bool,
+) -> _Sorted:
+    sorted_items = _Sorted()
     seen: dict[str, int] = {}  # external id -> index, earlier in this batch
     for index, item in enumerate(items):
         item_errors: FieldErrors = {}
@@ -163,89 +195,111 @@ def _record_once(integrator: Any, items: list[ActionInput], *, batch: bool) -> l
         if item.external_id in recorded and not item_errors:
             pk, fingerprint = recorded[item.external_id]
             if fingerprint == item.fingerprint:
-                replays[index] = pk
+                sorted_items.replays[index] = pk
             else:
                 label = f"actions[{index}]" if batch else "the action"
-                conflicts.append(
+                sorted_items.conflicts.append(
                     f"{label}: external id {item.external_id!r} was recorded (action {pk}) with a different body; "
                     "nothing was changed."
                 )
             continue
-        policy = manifest.action_type(item.action_type)
-        if policy is None:
-            item_errors["action_type"] = [
-                f"{item.action_type!r} is not an action type of the current policy ({manifest.version})."
-            ]
-        approver = approvers.get(item.approved_by)
-        if approver is None:
-            item_errors["approved_by"] = [f"No user is named {item.approved_by!r}."]
-        missing = [name for name in item.caused_by if name not in recorded and name not in earlier]
-        if missing:
-            item_errors["caused_by"] = [
-                "Not recorded by this integrator"
-                + (" (or not earlier in this batch)" if batch else "")
-                + ": "
-                + ", ".join(repr(name) for name in missing)
-                + "."
-            ]
-        snapshot: dict[str, Any] = {}
-        if policy is not None:
-            if policy.payload_validator is not None:
-                payload_schema_errors(policy.payload_validator, item.payload, item_errors, policy.payload_fast_check)
-            snapshot = _reversibility(policy, item, item_errors)
-        if item_errors:
-            errors[str(index)] = item_errors
+        action = _new_action(
+            integrator, item, item_errors, recorded, approvers, sorted_items.earlier, manifest, version_id, batch=batch
+        )
+        if action is None:
+            sorted_items.errors[str(index)] = item_errors
             continue
-        action = Action(
-            integrator=integrator,
-            external_id=item.external_id,
-            action_type=item.action_type,
-            subject=item.subject,
-            payload=item.payload,
-            executed_at=item.executed_at,
-            approved_by=approver,
-            approved_at=item.approved_at,
-            approval_context=item.approval_context,
-            policy_version_id=version_id,
-            fingerprint=item.fingerprint,
-            **snapshot,
-        )
-        earlier[item.external_id] = action
-        new_actions[index] = action
-        new_items.append(item)
+        sorted_items.earlier[item.external_id] = action
+        sorted_items.new_actions[index] = action
+        sorted_items.new_items.append(item)
+    return sorted_items
 
-    if errors:
-        raise Invalid({"actions": errors} if batch else errors["0"])
-    if conflicts:
-        raise Conflict(" ".join(conflicts))
-    if new_actions:
-        _insert_actions(list(new_actions.values()))
 
-        def id_of(name: str) -> int:
-            return recorded[name][0] if name in recorded else earlier[name].pk
-
-        links = [
-            ActionLink(upstream_id=id_of(name), downstream_id=action.pk)
-            for action, item in zip(new_actions.values(), new_items, strict=True)
-            for name in item.caused_by
+def _new_action(
+    integrator: Any,
+    item: ActionInput,
+    item_errors: FieldErrors,
+    recorded: dict[str, tuple[int, str]],
+    approvers: dict[str, Any],
+    earlier: dict[str, Action],
+    manifest: Manifest,
+    version_id: int,
+    *,
+    batch: bool,
+) -> Action | None:
+    """The action an item records, or None with what is wrong with it in `item_errors`."""
+    policy = manifest.action_type(item.action_type)
+    if policy is None:
+        item_errors["action_type"] = [
+            f"{item.action_type!r} is not an action type of the current policy ({manifest.version})."
         ]
-        if links:
-            ActionLink.objects.bulk_create(links)
-        record_events(
-            [
-                _recorded_event(integrator, action, item, {name: id_of(name) for name in item.caused_by}, manifest)
-                for action, item in zip(new_actions.values(), new_items, strict=True)
-            ]
-        )
-    replayed: dict[int, Action] = {}
-    if replays:
-        replayed = Action.objects.select_related("approved_by").in_bulk(list(replays.values()))
-        for action in replayed.values():
-            action.integrator = integrator  # the same user: spares a query when the replay is shown
-    return [
-        (new_actions[index], True) if index in new_actions else (replayed[replays[index]], False)
-        for index in range(len(items))
+    approver = approvers.get(item.approved_by)
+    if approver is None:
+        item_errors["approved_by"] = [f"No user is named {item.approved_by!r}."]
+    missing = [name for name in item.caused_by if name not in recorded and name not in earlier]
+    if missing:
+        item_errors["caused_by"] = [
+            "Not recorded by this integrator"
+            + (" (or not earlier in this batch)" if batch else "")
+            + ": "
+            + ", ".join(repr(name) for name in missing)
+            + "."
+        ]
+    snapshot: dict[str, Any] = {}
+    if policy is not None:
+        if policy.payload_validator is not None:
+            payload_schema_errors(policy.payload_validator, item.payload, item_errors, policy.payload_fast_check)
+        snapshot = _reversibility(policy, item, item_errors)
+    if item_errors:
+        return None
+    return Action(
+        integrator=integrator,
+        external_id=item.external_id,
+        action_type=item.action_type,
+        subject=item.subject,
+        payload=item.payload,
+        executed_at=item.executed_at,
+        approved_by=approver,
+        approved_at=item.approved_at,
+        approval_context=item.approval_context,
+        policy_version_id=version_id,
+        fingerprint=item.fingerprint,
+        **snapshot,
+    )
+
+
+def _save_new_actions(
+    integrator: Any, sorted_items: _Sorted, recorded: dict[str, tuple[int, str]], manifest: Manifest
+) -> None:
+    """Insert the new actions, their links to their causes and their `action.recorded` events."""
+    new_actions, earlier = sorted_items.new_actions, sorted_items.earlier
+    _insert_actions(list(new_actions.values()))
+
+    def id_of(name: str) -> int:
+        return recorded[name][0] if name in recorded else earlier[name].pk
+
+    links = [
+        ActionLink(upstream_id=id_of(name), downstream_id=action.pk)
+        for action, item in zip(new_actions.values(), sorted_items.new_items, strict=True)
+        for name in item.caused_by
     ]
+    if links:
+        ActionLink.objects.bulk_create(links)
+    record_events(
+        [
+            _recorded_event(integrator, action, item, {name: id_of(name) for name in item.caused_by}, manifest)
+            for action, item in zip(new_actions.values(), sorted_items.new_items, strict=True)
+        ]
+    )
+
+
+def _replayed_actions(integrator: Any, replays: dict[int, int]) -> dict[int, Action]:
+    if not replays:
+        return {}
+    replayed = Action.objects.select_related("approved_by").in_bulk(list(replays.values()))
+    for action in replayed.values():
+        action.integrator = integrator  # the same user: spares a query when the replay is shown
+    return replayed
 
 
 _COPY_FROM = 21  # actions in one batch from which PostgreSQL gets them by COPY

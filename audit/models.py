@@ -22,7 +22,8 @@ class AuditEvent(models.Model):
     - rollback.step.attempt, rollback.step.reversed, rollback.step.already_reversed,
       rollback.step.not_reversible, rollback.step.prerequisites_unmet, rollback.step.failed,
       rollback.step.compensation_failed, rollback.step.loop_stopped, rollback.step.awaiting_confirmation,
-      rollback.step.retried, rollback.step.resolved, rollback.step.confirmed, rollback.step.checked
+      rollback.step.retried, rollback.step.resolved, rollback.step.confirmed, rollback.step.checked,
+      rollback.step.reverse_answered
     - rollback.steps.queued (the engine queued a level: `started_at` set)
     - rollback.step.refused, rollback.communication.refused, rollback.run_refused (a worker refused a message)
     - communication.sent, communication.failed, communication.attempt

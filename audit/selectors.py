@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import Any
 
+import django_filters
+from django import forms
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils.module_loading import import_string
@@ -83,17 +85,73 @@ def audit_events(
     if scope is not None:
         events = events.filter(scope.as_filter())
     if action_id is not None:
-        # The linked ids are few; listing them lets PostgreSQL use both indexes instead of scanning the trail.
-        rollback_ids = list(AuditLink.objects.filter(action_id=action_id).values_list("rollback_id", flat=True))
-        events = events.filter(Q(action_id=action_id) | Q(rollback_id__in=rollback_ids))
+        events = _of_action(events, action_id)
     if rollback_id is not None:
-        action_ids = list(AuditLink.objects.filter(rollback_id=rollback_id).values_list("action_id", flat=True))
-        events = events.filter(Q(rollback_id=rollback_id) | Q(action_id__in=action_ids, rollback_id__isnull=True))
+        events = _of_rollback(events, rollback_id)
     if kind:
-        events = events.filter(kind__startswith=kind) if kind.endswith(".") else events.filter(kind=kind)
+        events = _of_kind(events, kind)
     if after_seq is not None:
         events = events.filter(seq__gt=after_seq)
     return events.order_by("seq")
+
+
+def _of_action(events: QuerySet[AuditEvent], action_id: int) -> QuerySet[AuditEvent]:
+    # The linked ids are few; listing them lets PostgreSQL use both indexes instead of scanning the trail.
+    rollback_ids = list(AuditLink.objects.filter(action_id=action_id).values_list("rollback_id", flat=True))
+    return events.filter(Q(action_id=action_id) | Q(rollback_id__in=rollback_ids))
+
+
+def _of_rollback(events: QuerySet[AuditEvent], rollback_id: int) -> QuerySet[AuditEvent]:
+    action_ids = list(AuditLink.objects.filter(rollback_id=rollback_id).values_list("action_id", flat=True))
+    return events.filter(Q(rollback_id=rollback_id) | Q(action_id__in=action_ids, rollback_id__isnull=True))
+
+
+def _of_kind(events: QuerySet[AuditEvent], kind: str) -> QuerySet[AuditEvent]:
+    return events.filter(kind__startswith=kind) if kind.endswith(".") else events.filter(kind=kind)
+
+
+LARGEST_ID = 2**63 - 1  # PostgreSQL's bigint: a larger filter value would be a database error, not an empty page
+
+
+class _IdFilter(django_filters.Filter):
+    """A whole number (Django's NumberFilter takes decimals, which no id or seq is)."""
+
+    field_class = forms.IntegerField
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    """The filters of the trail's list, with the meanings `audit_events` gives them; an empty value filters
+    nothing. Filter the queryset of `audit_events(scope=...)`, so the reader's scope applies first."""
+
+    action = _IdFilter(
+        method="_action", min_value=1, max_value=LARGEST_ID, help_text="an action's events and its rollbacks'"
+    )
+    rollback = _IdFilter(
+        method="_rollback", min_value=1, max_value=LARGEST_ID, help_text="a rollback's events and its actions' records"
+    )
+    kind = django_filters.CharFilter(
+        method="_kind", max_length=64, help_text='an event kind; ending in "." matches every kind under it'
+    )
+    after_seq = _IdFilter(
+        field_name="seq",
+        lookup_expr="gt",
+        min_value=0,
+        max_value=LARGEST_ID,
+        help_text="only events after this seq (to page forward)",
+    )
+
+    class Meta:
+        model = AuditEvent
+        fields = ["action", "rollback", "kind", "after_seq"]
+
+    def _action(self, events: QuerySet[AuditEvent], name: str, value: int) -> QuerySet[AuditEvent]:
+        return _of_action(events, value)
+
+    def _rollback(self, events: QuerySet[AuditEvent], name: str, value: int) -> QuerySet[AuditEvent]:
+        return _of_rollback(events, value)
+
+    def _kind(self, events: QuerySet[AuditEvent], name: str, value: str) -> QuerySet[AuditEvent]:
+        return _of_kind(events, value)
 
 
 def latest_audit_events(

@@ -259,7 +259,7 @@ def _fast_check(schema: Any) -> Callable[[Any], Any] | None:
     if not isinstance(schema, dict) or not _draft7_alike(schema):
         return None
     try:
-        return fastjsonschema.compile(schema)  # type: ignore[no-any-return]
+        return fastjsonschema.compile(schema)
     except (fastjsonschema.JsonSchemaDefinitionException, re.error, RecursionError):
         return None
 
@@ -309,11 +309,31 @@ def _toml_path(parts: Any) -> str:
 def build_manifest(raw: Mapping[str, Any]) -> Manifest:
     check = _Checker()
     check.unknown("", raw, {"version", "integrators", "communications", "action_types", "triggers", "window_expired"})
-
     version = raw.get("version")
     if not isinstance(version, str) or not version:
         check.error("version", "a non-empty string label is required")
+    integrators = _read_integrators(check, raw)
+    communications = _read_communications(check, raw)
+    action_types = _read_action_types(check, raw)
+    triggers = _read_triggers(check, raw)
+    window_expired_raw = check.table("window_expired", raw.get("window_expired", {}))
+    check.unknown("window_expired", window_expired_raw, {"extra_signoffs"})
+    window_expired_signoffs = check.signoffs(
+        "window_expired.extra_signoffs", window_expired_raw.get("extra_signoffs"), required=False
+    )
+    if check.errors:
+        raise ManifestError(check.errors)
+    return Manifest(
+        version=str(version),
+        integrators=integrators,
+        communications=communications,
+        action_types=action_types,
+        triggers=triggers,
+        window_expired_signoffs=window_expired_signoffs,
+    )
 
+
+def _read_integrators(check: _Checker, raw: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     integrators: dict[str, Mapping[str, Any]] = {}
     for key, value in check.table("integrators", raw.get("integrators", {})).items():
         path = f"integrators.{_key(key)}"
@@ -326,153 +346,169 @@ def build_manifest(raw: Mapping[str, Any]) -> Manifest:
         if not isinstance(table.get("secret_env"), str) or not table.get("secret_env"):
             check.error(f"{path}.secret_env", "the name of the environment variable holding the secret is required")
         integrators[key] = dict(table)
+    return integrators
 
+
+def _read_communications(check: _Checker, raw: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     communications_raw = check.table("communications", raw.get("communications", {}))
     check.unknown("communications", communications_raw, {"internal", "regulator"})
-    communications = {
+    return {
         audience: check.strings(f"communications.{audience}", communications_raw.get(audience))
         for audience in ("internal", "regulator")
     }
 
-    action_types_raw = check.table("action_types", raw.get("action_types", {}))
+
+def _read_action_types(check: _Checker, raw: Mapping[str, Any]) -> dict[str, ActionTypePolicy]:
     action_types: dict[str, ActionTypePolicy] = {}
-    for name, value in action_types_raw.items():
-        path = f"action_types.{_key(name)}"
-        table = check.table(path, value)
-        check.unknown(
-            path,
-            table,
-            {
-                "reversibility",
-                "reversal",
-                "window",
-                "prerequisites",
-                "side_effects",
-                "compensations",
-                "cascades_to",
-                "amount_field",
-                "payload_schema",
-            },
-        )
-        reversibility = table.get("reversibility")
-        if reversibility not in REVERSIBILITY_CLASSES:
-            check.error(f"{path}.reversibility", f"must be one of {', '.join(REVERSIBILITY_CLASSES)}")
-        reversal = table.get("reversal")
-        method = None
-        if reversal is None:
-            if reversibility != "irreversible":
-                check.error(f"{path}.reversal", "a { method = ... } table is required unless irreversible")
-            reversal = {}
-        elif not isinstance(reversal, dict):
-            check.error(f"{path}.reversal", 'must be a table such as { method = "webhook", ... }')
-            reversal = {}
-        else:
-            method = reversal.get("method")
-            if method not in METHODS:
-                check.error(
-                    f"{path}.reversal.method",
-                    f"unknown method {method!r} (expected one of {', '.join(sorted(METHODS))})",
-                )
-                method = None
-            else:
-                for sub, message in METHODS[method].validate(reversal, raw):
-                    check.error(f"{path}.reversal.{sub}", message)
-        window, window_text = None, table.get("window")
-        if window_text is not None:
-            try:
-                window = parse_duration(window_text) if isinstance(window_text, str) else None
-                if window is None:
-                    raise ValueError('must be a string such as "30d"')
-            except ValueError as exc:
-                check.error(f"{path}.window", str(exc))
-        compensations = []
-        for index, item in enumerate(table.get("compensations", []) or []):
-            item_path = f"{path}.compensations[{index}]"
-            if not isinstance(item, dict):
-                check.error(item_path, "must be a { notify, template } table")
-                continue
-            check.unknown(item_path, item, {"notify", "template"})
-            if item.get("notify") not in ("customer", "internal"):
-                check.error(f"{item_path}.notify", 'must be "customer" or "internal"')
-            elif not isinstance(item.get("template"), str) or not item.get("template"):
-                check.error(f"{item_path}.template", "a template name is required")
-            else:
-                compensations.append(Compensation(notify=item["notify"], template=item["template"]))
-        amount_field = table.get("amount_field")
-        if amount_field is not None and not isinstance(amount_field, str):
-            check.error(f"{path}.amount_field", "must be a payload field name")
-            amount_field = None
-        validator = _payload_validator(check, f"{path}.payload_schema", table.get("payload_schema"))
-        action_types[name] = ActionTypePolicy(
-            name=name,
-            reversibility=str(reversibility),
-            method=method,
-            reversal=dict(reversal),
-            window=window,
-            window_text=window_text if window is not None else None,
-            prerequisites=check.strings(f"{path}.prerequisites", table.get("prerequisites")),
-            side_effects=check.strings(f"{path}.side_effects", table.get("side_effects")),
-            compensations=tuple(compensations),
-            cascades_to=check.strings(f"{path}.cascades_to", table.get("cascades_to")),
-            amount_field=amount_field,
-            payload_validator=validator,
-            payload_fast_check=_fast_check(table.get("payload_schema")) if validator is not None else None,
-        )
+    for name, value in check.table("action_types", raw.get("action_types", {})).items():
+        action_types[name] = _read_action_type(check, raw, name, value)
+    # Only once every type is read can a cascade name be checked against them all.
     for name, policy in action_types.items():
         for index, target in enumerate(policy.cascades_to):
             if target not in action_types:
                 check.error(
                     f"action_types.{_key(name)}.cascades_to[{index}]", f"{target!r} is not a declared action type"
                 )
+    return action_types
 
+
+def _read_action_type(check: _Checker, raw: Mapping[str, Any], name: str, value: Any) -> ActionTypePolicy:
+    path = f"action_types.{_key(name)}"
+    table = check.table(path, value)
+    check.unknown(
+        path,
+        table,
+        {
+            "reversibility",
+            "reversal",
+            "window",
+            "prerequisites",
+            "side_effects",
+            "compensations",
+            "cascades_to",
+            "amount_field",
+            "payload_schema",
+        },
+    )
+    reversibility = table.get("reversibility")
+    if reversibility not in REVERSIBILITY_CLASSES:
+        check.error(f"{path}.reversibility", f"must be one of {', '.join(REVERSIBILITY_CLASSES)}")
+    method, reversal = _read_reversal(check, raw, path, reversibility, table.get("reversal"))
+    window_text = table.get("window")
+    window = _read_window(check, path, window_text)
+    compensations = _read_compensations(check, path, table.get("compensations", []) or [])
+    amount_field = table.get("amount_field")
+    if amount_field is not None and not isinstance(amount_field, str):
+        check.error(f"{path}.amount_field", "must be a payload field name")
+        amount_field = None
+    validator = _payload_validator(check, f"{path}.payload_schema", table.get("payload_schema"))
+    return ActionTypePolicy(
+        name=name,
+        reversibility=str(reversibility),
+        method=method,
+        reversal=dict(reversal),
+        window=window,
+        window_text=window_text if window is not None else None,
+        prerequisites=check.strings(f"{path}.prerequisites", table.get("prerequisites")),
+        side_effects=check.strings(f"{path}.side_effects", table.get("side_effects")),
+        compensations=tuple(compensations),
+        cascades_to=check.strings(f"{path}.cascades_to", table.get("cascades_to")),
+        amount_field=amount_field,
+        payload_validator=validator,
+        payload_fast_check=_fast_check(table.get("payload_schema")) if validator is not None else None,
+    )
+
+
+def _read_reversal(
+    check: _Checker, raw: Mapping[str, Any], path: str, reversibility: Any, reversal: Any
+) -> tuple[str | None, Mapping[str, Any]]:
+    """The reversal method and its table; an invalid one is reported and read as none."""
+    if reversal is None:
+        if reversibility != "irreversible":
+            check.error(f"{path}.reversal", "a { method = ... } table is required unless irreversible")
+        return None, {}
+    if not isinstance(reversal, dict):
+        check.error(f"{path}.reversal", 'must be a table such as { method = "webhook", ... }')
+        return None, {}
+    method = reversal.get("method")
+    if method not in METHODS:
+        check.error(
+            f"{path}.reversal.method",
+            f"unknown method {method!r} (expected one of {', '.join(sorted(METHODS))})",
+        )
+        return None, reversal
+    for sub, message in METHODS[method].validate(reversal, raw):
+        check.error(f"{path}.reversal.{sub}", message)
+    return method, reversal
+
+
+def _read_window(check: _Checker, path: str, window_text: Any) -> timedelta | None:
+    if window_text is None:
+        return None
+    try:
+        window = parse_duration(window_text) if isinstance(window_text, str) else None
+        if window is None:
+            raise ValueError('must be a string such as "30d"')
+    except ValueError as exc:
+        check.error(f"{path}.window", str(exc))
+        return None
+    return window
+
+
+def _read_compensations(check: _Checker, path: str, items: Any) -> list[Compensation]:
+    compensations = []
+    for index, item in enumerate(items):
+        item_path = f"{path}.compensations[{index}]"
+        if not isinstance(item, dict):
+            check.error(item_path, "must be a { notify, template } table")
+            continue
+        check.unknown(item_path, item, {"notify", "template"})
+        if item.get("notify") not in ("customer", "internal"):
+            check.error(f"{item_path}.notify", 'must be "customer" or "internal"')
+        elif not isinstance(item.get("template"), str) or not item.get("template"):
+            check.error(f"{item_path}.template", "a template name is required")
+        else:
+            compensations.append(Compensation(notify=item["notify"], template=item["template"]))
+    return compensations
+
+
+def _read_triggers(check: _Checker, raw: Mapping[str, Any]) -> dict[str, TriggerPolicy]:
     triggers: dict[str, TriggerPolicy] = {}
     for name, value in check.table("triggers", raw.get("triggers", {})).items():
         path = f"triggers.{_key(name)}"
         if name not in TRIGGERS:
             check.error(path, f"unknown trigger (expected one of {', '.join(TRIGGERS)})")
             continue
-        table = check.table(path, value)
-        check.unknown(path, table, {"signoffs", "requested_by", "max_cascade_depth", "notify", "reference_required"})
-        requested_by = check.strings(f"{path}.requested_by", table.get("requested_by"))
-        for index, role in enumerate(requested_by):
-            if role not in ROLES:
-                check.error(f"{path}.requested_by[{index}]", f"{role!r} is not a role")
-        if not requested_by:
-            check.error(f"{path}.requested_by", "at least one role must be allowed to request it")
-        depth = table.get("max_cascade_depth", DEFAULT_MAX_CASCADE_DEPTH)
-        if not isinstance(depth, int) or isinstance(depth, bool) or not 0 <= depth <= MAX_CASCADE_DEPTH:
-            check.error(f"{path}.max_cascade_depth", f"must be a whole number from 0 to {MAX_CASCADE_DEPTH}")
-            depth = DEFAULT_MAX_CASCADE_DEPTH
-        notify = check.strings(f"{path}.notify", table.get("notify"))
-        for index, audience in enumerate(notify):
-            if audience not in AUDIENCES:
-                check.error(f"{path}.notify[{index}]", f"must be one of {', '.join(AUDIENCES)}")
-        reference_required = table.get("reference_required", False)
-        if not isinstance(reference_required, bool):
-            check.error(f"{path}.reference_required", "must be true or false")
-            reference_required = False
-        triggers[name] = TriggerPolicy(
-            name=name,
-            signoffs=check.signoffs(f"{path}.signoffs", table.get("signoffs"), required=True),
-            requested_by=requested_by,
-            max_cascade_depth=depth,
-            notify=notify,
-            reference_required=reference_required,
-        )
+        triggers[name] = _read_trigger(check, path, name, value)
+    return triggers
 
-    window_expired_raw = check.table("window_expired", raw.get("window_expired", {}))
-    check.unknown("window_expired", window_expired_raw, {"extra_signoffs"})
-    window_expired_signoffs = check.signoffs(
-        "window_expired.extra_signoffs", window_expired_raw.get("extra_signoffs"), required=False
-    )
 
-    if check.errors:
-        raise ManifestError(check.errors)
-    return Manifest(
-        version=str(version),
-        integrators=integrators,
-        communications=communications,
-        action_types=action_types,
-        triggers=triggers,
-        window_expired_signoffs=window_expired_signoffs,
+def _read_trigger(check: _Checker, path: str, name: str, value: Any) -> TriggerPolicy:
+    table = check.table(path, value)
+    check.unknown(path, table, {"signoffs", "requested_by", "max_cascade_depth", "notify", "reference_required"})
+    requested_by = check.strings(f"{path}.requested_by", table.get("requested_by"))
+    for index, role in enumerate(requested_by):
+        if role not in ROLES:
+            check.error(f"{path}.requested_by[{index}]", f"{role!r} is not a role")
+    if not requested_by:
+        check.error(f"{path}.requested_by", "at least one role must be allowed to request it")
+    depth = table.get("max_cascade_depth", DEFAULT_MAX_CASCADE_DEPTH)
+    if not isinstance(depth, int) or isinstance(depth, bool) or not 0 <= depth <= MAX_CASCADE_DEPTH:
+        check.error(f"{path}.max_cascade_depth", f"must be a whole number from 0 to {MAX_CASCADE_DEPTH}")
+        depth = DEFAULT_MAX_CASCADE_DEPTH
+    notify = check.strings(f"{path}.notify", table.get("notify"))
+    for index, audience in enumerate(notify):
+        if audience not in AUDIENCES:
+            check.error(f"{path}.notify[{index}]", f"must be one of {', '.join(AUDIENCES)}")
+    reference_required = table.get("reference_required", False)
+    if not isinstance(reference_required, bool):
+        check.error(f"{path}.reference_required", "must be true or false")
+        reference_required = False
+    return TriggerPolicy(
+        name=name,
+        signoffs=check.signoffs(f"{path}.signoffs", table.get("signoffs"), required=True),
+        requested_by=requested_by,
+        max_cascade_depth=depth,
+        notify=notify,
+        reference_required=reference_required,
     )

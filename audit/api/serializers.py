@@ -7,11 +7,9 @@ from rest_framework import serializers
 
 from audit.models import AuditEvent
 
-LARGEST_ID = 2**63 - 1  # PostgreSQL's bigint: a larger filter value would be a database error, not an empty page
-
 
 @extend_schema_field(OpenApiTypes.OBJECT)
-class StoredJSONField(serializers.Field):
+class StoredJSONField(serializers.Field[Any, Any, Any, Any]):
     """The event's data, stored as canonical JSON text, given back as the object it encodes."""
 
     def to_representation(self, value: str) -> Any:
@@ -21,7 +19,7 @@ class StoredJSONField(serializers.Field):
             return value  # a row changed outside the application: show what is there; verify/ names it
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
     action = serializers.IntegerField(source="action_id", allow_null=True, read_only=True)
     rollback = serializers.IntegerField(source="rollback_id", allow_null=True, read_only=True)
     # DRF's metaclass takes declared fields off the class, so this does not shadow Serializer.data at run time.
@@ -33,27 +31,12 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AuditEventFilterSerializer(serializers.Serializer):
-    action = serializers.IntegerField(
-        required=False, min_value=1, max_value=LARGEST_ID, help_text="an action's events and its rollbacks'"
-    )
-    rollback = serializers.IntegerField(
-        required=False, min_value=1, max_value=LARGEST_ID, help_text="a rollback's events and its actions' records"
-    )
-    kind = serializers.CharField(
-        required=False, max_length=64, help_text='an event kind; ending in "." matches every kind under it'
-    )
-    after_seq = serializers.IntegerField(
-        required=False, min_value=0, max_value=LARGEST_ID, help_text="only events after this seq (to page forward)"
-    )
-
-
-class AuditAnchorSerializer(serializers.Serializer):
+class AuditAnchorSerializer(serializers.Serializer[Any]):
     seq = serializers.IntegerField()
     hash = serializers.CharField()
 
 
-class AuditVerificationSerializer(serializers.Serializer):
+class AuditVerificationSerializer(serializers.Serializer[Any]):
     ok = serializers.BooleanField()
     events = serializers.IntegerField(help_text="every event in the trail")
     head = serializers.CharField(required=False, help_text="the last event's hash, when the chain is whole")

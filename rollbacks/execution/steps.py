@@ -224,6 +224,18 @@ class _Batch:
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
             Step.objects.filter(pk=step.pk, outcome=_O.PENDING).update(phase="reverse")
+            # The durable fact "the integrator reversed it" enters the trail with the phase, not only at the end.
+            record_events(
+                [
+                    EventSpec(
+                        "rollback.step.reverse_answered",
+                        actor=SYSTEM,
+                        action_id=step.action_id,
+                        rollback_id=step.rollback_id,
+                        data={"step": step.pk, "phase": "reverse"},
+                    )
+                ]
+            )
             if item.policy.compensations:
                 open_compensations(step, item.policy.compensations, policy_of(step.rollback.policy_version_id))
         step.phase = "reverse"

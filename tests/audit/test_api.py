@@ -138,6 +138,7 @@ def test_a_rollbacks_events_include_its_actions_original_records(cast, client_fo
         ({"after_seq": "soon"}, "after_seq"),
         ({"action": "abc"}, "action"),
         ({"action": "0"}, "action"),
+        ({"action": "1.5"}, "action"),
         ({"rollback": str(2**64)}, "rollback"),
         ({"kind": "k" * 65}, "kind"),
     ],
@@ -146,6 +147,15 @@ def test_bad_filters_get_400_with_field_errors(cast, client_for, params, field):
     response = client_for(cast.audrey).get(EVENTS, params)
     assert response.status_code == 400
     assert field in response.json()
+
+
+def test_empty_filter_values_filter_nothing(cast, client_for):
+    record(3)
+    client = client_for(cast.audrey)
+    response = client.get(EVENTS, {"action": "", "rollback": "", "kind": "", "after_seq": ""})
+    assert response.status_code == 200
+    assert response.json() == client.get(EVENTS).json()
+    assert response.json()["count"] >= 3
 
 
 def test_the_schema_documents_the_audit_endpoints(cast, client_for):

@@ -1,12 +1,13 @@
 """Every durable fact about a step is in the trail when it becomes durable: the engine queueing a level
-(`started_at`, what the worker guard admits a step by) and a step's checked prerequisites (`phase`), each in the
-transaction that writes it and one audit append per level or batch, not per step."""
+(`started_at`, what the worker guard admits a step by), a step's checked prerequisites and its reversal answered
+ok (`phase`), each in the transaction that writes it: one audit append per level or batch where the write is per
+level or batch, one per step for the reversal, which is made durable step by step."""
 
 import orjson
 import pytest
 
 from rollbacks.models import Rollback, Step
-from tests.rollbacks.executing import authorized, chain, shop_fixture, worker_fixture  # noqa: F401
+from tests.rollbacks.executing import WorkerKilled, authorized, chain, shop_fixture, worker_fixture  # noqa: F401
 from tests.rollbacks.requesting import events
 
 pytestmark = pytest.mark.django_db
@@ -44,3 +45,39 @@ def test_a_batch_of_steps_checked_together_costs_one_append(cast, shop, worker, 
     assert sorted(event.action_id for event in checked) == sorted(action.pk for action in targets)
     # Appended together: consecutive in the chain, in the transaction that wrote the phase.
     assert [event.seq for event in checked] == list(range(checked[0].seq, checked[0].seq + 3))
+
+
+def test_a_reversal_answered_ok_is_in_the_trail_before_the_step_ends(
+    cast, shop, worker, django_capture_on_commit_callbacks
+):
+    [refund] = chain(cast.shop, "refund.issue")
+    shop.script("refund.chargeback", "verify", WorkerKilled(), (200, {"status": "ok"}))
+    rollback = authorized(cast, django_capture_on_commit_callbacks, [refund])
+    step = rollback.steps.get()
+
+    with pytest.raises(WorkerKilled):
+        worker()
+
+    step.refresh_from_db()
+    assert (step.outcome, step.phase) == ("pending", "reverse")
+    [answered] = events("rollback.step.reverse_answered", rollback_id=rollback.pk)
+    assert (answered.action_id, orjson.loads(answered.data)) == (refund.pk, {"step": step.pk, "phase": "reverse"})
+    assert not events("rollback.step.reversed", rollback_id=rollback.pk)
+
+    worker.sync.queue.clear()
+    worker.sync.queue.append(("steps", [step.pk]))  # delivered again: resumes at verify, answers nothing again
+    worker()
+    kinds = [event.kind for event in events(rollback_id=rollback.pk, action_id=refund.pk)]
+    assert kinds.count("rollback.step.reverse_answered") == 1
+    assert kinds.index("rollback.step.checked") < kinds.index("rollback.step.reverse_answered")
+    assert kinds.index("rollback.step.reverse_answered") < kinds.index("rollback.step.reversed")
+
+
+def test_a_reversal_that_fails_leaves_no_reverse_answered_event(cast, shop, worker, django_capture_on_commit_callbacks):
+    [refund] = chain(cast.shop, "refund.issue")
+    shop.script("refund.chargeback", "reverse", (200, {"status": "failed", "detail": "no"}))
+    rollback = authorized(cast, django_capture_on_commit_callbacks, [refund])
+    worker()
+
+    assert rollback.steps.get().outcome == "failed"
+    assert not events("rollback.step.reverse_answered", rollback_id=rollback.pk)
