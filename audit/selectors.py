@@ -113,13 +113,13 @@ def _of_kind(events: QuerySet[AuditEvent], kind: str) -> QuerySet[AuditEvent]:
 LARGEST_ID = 2**63 - 1  # PostgreSQL's bigint: a larger filter value would be a database error, not an empty page
 
 
-class _IdFilter(django_filters.Filter):
+class _IdFilter(django_filters.Filter):  # type: ignore[misc]  # django-filter ships no types
     """A whole number (Django's NumberFilter takes decimals, which no id or seq is)."""
 
     field_class = forms.IntegerField
 
 
-class AuditEventFilter(django_filters.FilterSet):
+class AuditEventFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no types
     """The filters of the trail's list, with the meanings `audit_events` gives them; an empty value filters
     nothing. Filter the queryset of `audit_events(scope=...)`, so the reader's scope applies first."""
 
