@@ -354,7 +354,7 @@ def copy_rows(conn: Any, sql: str) -> Generator[list[bytes], None, None]:
     """The rows of a `COPY ... TO STDOUT` in text format as lists of fields, read straight from libpq: psycopg's
     own COPY iterator costs about as much per row as hashing it. The COPY is always read to its end, since leaving
     it early would leave the connection busy (and abort the caller's transaction)."""
-    from psycopg import pq
+    from psycopg import pq  # here, as above: the offline check imports this module and needs no database driver
 
     pgconn = conn.pgconn
     pgconn.send_query(sql.encode())

@@ -107,6 +107,7 @@ def _verify_postgres(anchors: dict[int, str], processes: int) -> Verdict:
 
 def _conninfo() -> str:
     """How the worker processes reach the same database: the libpq parameters of Django's own connection."""
+    # Imported only on PostgreSQL, the one database the verification splits over processes.
     from psycopg import pq
     from psycopg.conninfo import make_conninfo
 
