@@ -109,11 +109,12 @@ def snapshot() -> tuple[int, ...]:
 
 @pytest.fixture
 def shop_answers_ok() -> Iterator[None]:
-    """The integrator's webhook answers every phase and notification with ok (no HTTP leaves the test)."""
+    """The integrator answers every phase, notification and event with ok (no HTTP leaves the test)."""
     answer = (200, b'{"status": "ok"}')
     with (
         mock.patch("policies.methods.webhook.post_signed", return_value=answer),
         mock.patch("rollbacks.communications.post_signed", return_value=answer),
+        mock.patch("rollbacks.events.post_signed", return_value=answer),
     ):
         yield
 
