@@ -25,7 +25,7 @@ from audit.services import SYSTEM, record_event
 from policies.manifest import Compensation, Manifest
 from policies.methods.webhook import integrator_secret, post_signed
 from policies.selectors import policy_of
-from rollbacks.backoff import retry_delay
+from rollbacks.backoff import settle_attempt
 from rollbacks.guard import communication_refusal, refuse_communication, refuse_unknown, whole_id
 from rollbacks.models import Communication, CommunicationStatus, Rollback, Step, StepOutcome
 
@@ -158,22 +158,9 @@ def send_communication(communication_id: Any, *, message: dict[str, Any] | None 
 
     with transaction.atomic():
         Communication.objects.select_for_update().filter(pk=communication.pk).get()
-        retry_in = None
-        if error is None:
-            communication.status = CommunicationStatus.SENT
-            communication.sent_at = timezone.now()
-            kind = "communication.sent"
-        elif transient and communication.attempts < settings.NOTIFY_MAX_ATTEMPTS:
-            retry_in = retry_delay(communication.attempts)
-            kind = "communication.attempt"
-        else:
-            communication.status = CommunicationStatus.FAILED
-            kind = "communication.failed"
-        communication.last_error = error or ""
-        communication.claimed_until = None
-        communication.save(update_fields=["status", "last_error", "sent_at", "claimed_until"])
+        outcome, retry_in = settle_attempt(communication, error, transient)
         record_event(
-            kind,
+            f"communication.{outcome}",
             actor=SYSTEM,
             action_id=communication.step.action_id if communication.step else None,
             rollback_id=communication.rollback_id,

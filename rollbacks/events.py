@@ -19,7 +19,7 @@ from django.utils import timezone
 from audit.services import SYSTEM, record_event
 from policies.methods.webhook import integrator_secret, post_signed
 from policies.selectors import policy_of
-from rollbacks.backoff import retry_delay
+from rollbacks.backoff import settle_attempt
 from rollbacks.dispatch import queue_integrator_events
 from rollbacks.guard import whole_id
 from rollbacks.models import CommunicationStatus, IntegratorEvent, Rollback, RollbackState, SignOff, Step
@@ -123,23 +123,11 @@ def send_integrator_events(rollback_id: int) -> float | None:
 
         with transaction.atomic():
             IntegratorEvent.objects.select_for_update().filter(pk=event.pk).get()
-            retry_in = None
-            if error is None:
-                event.status = CommunicationStatus.SENT
-                event.sent_at = timezone.now()
-                kind = "integrator_event.sent"
-            elif transient and event.attempts < settings.NOTIFY_MAX_ATTEMPTS:
-                retry_in = retry_delay(event.attempts)
-                kind = "integrator_event.attempt"
-            else:
-                event.status = CommunicationStatus.FAILED
-                kind = "integrator_event.failed"
+            outcome, retry_in = settle_attempt(event, error, transient)
+            if outcome == "failed":
                 logger.warning("Integrator event %s failed: %s", event.pk, error)
-            event.last_error = error or ""
-            event.claimed_until = None
-            event.save(update_fields=["status", "last_error", "sent_at", "claimed_until"])
             record_event(
-                kind,
+                f"integrator_event.{outcome}",
                 actor=SYSTEM,
                 rollback_id=event.rollback_id,
                 data={
