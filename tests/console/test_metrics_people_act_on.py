@@ -300,7 +300,7 @@ def test_the_metrics_page_draws_the_new_charts_with_table_fallbacks_and_changes_
     for testid in ("time-to-decision", "waiting", "weekly-trend", "reviewer-self-flags", "signer-decisions"):
         assert f'data-testid="{testid}"' in html
     assert 'aria-label="Rollbacks filed per week, by trigger"' in html
-    assert "40.00 USD" in html and "25.00 EUR" in html and "7.50 (no currency)" in html
+    assert "40.00 USD" in html and "25.00 EUR" in html and '7.50 <span class="muted">(no currency)</span>' in html
     assert "2 of 5" in html  # alice's self-flagged approvals
     assert snapshot() == before
 
