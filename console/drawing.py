@@ -153,7 +153,7 @@ def weekly_columns_svg(weeks: Sequence[str], series: Sequence[Series], *, title:
     table for whoever cannot see the drawing."""
     if not weeks or not series:
         return mark_safe(f'<p class="muted">No data for {escape(title.lower())} in this period.</p>')
-    axis_w, plot_w, plot_h, top, legend_h = 40, 660, 180, 10, 22
+    axis_w, plot_w, plot_h, top, legend_h = 40, 1040, 180, 10, 22
     columns = len(weeks)
     slot = plot_w / columns
     bar = max(1.0, slot * 0.7)

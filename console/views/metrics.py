@@ -45,7 +45,7 @@ def _reject_bars(rows: list[dict[str, Any]]) -> list[Bar]:
         Bar(
             label=row["signer"] + (" ⚑" if row["possible_rubber_stamp"] else ""),
             value=row["reject_rate"],
-            caption=f"{row['rejections']} of {row['decisions']} rejected · {row['reject_rate'] * 100:.1f}%",
+            caption=f"{row['rejections']} of {row['decisions']} · {row['reject_rate'] * 100:.1f}%",
         )
         for row in rows
     ]
