@@ -174,7 +174,7 @@ def weekly_columns_svg(weeks: Sequence[str], series: Sequence[Series], *, title:
     label_every = max(1, math.ceil(columns / 8))
     for index, week in enumerate(weeks):
         x = axis_w + index * slot + (slot - bar) / 2
-        base = top + plot_h
+        base = float(top + plot_h)
         for number, item in enumerate(series):
             value = item.values[index]
             if value <= 0:

@@ -266,7 +266,8 @@ def time_to_decision(period: Period) -> list[dict[str, Any]]:
     ).values_list("trigger", "created_at", "authorized_at")
     by_trigger: dict[str, list[float]] = defaultdict(list)
     for trigger, filed, authorized in pairs:
-        by_trigger[trigger].append(max(0.0, (authorized - filed).total_seconds()))
+        if authorized is not None:
+            by_trigger[trigger].append(max(0.0, (authorized - filed).total_seconds()))
     return [{"trigger": trigger, **_seconds_summary(by_trigger[trigger])} for trigger in sorted(by_trigger)]
 
 
@@ -295,8 +296,8 @@ def waiting(now: datetime) -> dict[str, Any]:
     if delays:
         overdue = reduce(or_, (Q(trigger=name, created_at__lt=now - delay) for name, delay in delays.items()))
         counts["past_reminder"] = Count("id", filter=overdue)
-    rows = {
-        row["trigger"]: row
+    rows: dict[str, dict[str, Any]] = {
+        row["trigger"]: dict(row)
         for row in Rollback.objects.filter(state=RollbackState.PENDING_AUTHORIZATION)
         .values("trigger")
         .annotate(**counts)
@@ -421,7 +422,7 @@ def reviewer_self_flags(period: Period, weeks: list[datetime]) -> list[dict[str,
         cell = by_week[reviewer].setdefault(_week_key(week), [0, 0])
         cell[0] += approvals
         cell[1] += flagged
-    result = []
+    result: list[dict[str, Any]] = []
     for reviewer, (approvals, flagged) in totals.items():
         weekly = []
         for label in labels:
