@@ -33,7 +33,7 @@ from functools import reduce
 from operator import or_
 from typing import Any
 
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -261,13 +261,15 @@ def _seconds_summary(seconds: list[float]) -> dict[str, Any]:
 
 def time_to_decision(period: Period) -> list[dict[str, Any]]:
     """From filing to authorization, per trigger, for the rollbacks authorized in the period."""
-    pairs = Rollback.objects.filter(
-        authorized_at__gte=period.since, authorized_at__lt=period.until, authorized_at__isnull=False
-    ).values_list("trigger", "created_at", "authorized_at")
+    # The difference is taken in SQL: one interval per row travels instead of two timestamps.
+    waits = (
+        Rollback.objects.filter(authorized_at__gte=period.since, authorized_at__lt=period.until)
+        .annotate(wait=ExpressionWrapper(F("authorized_at") - F("created_at"), output_field=DurationField()))
+        .values_list("trigger", "wait")
+    )
     by_trigger: dict[str, list[float]] = defaultdict(list)
-    for trigger, filed, authorized in pairs:
-        if authorized is not None:
-            by_trigger[trigger].append(max(0.0, (authorized - filed).total_seconds()))
+    for trigger, wait in waits:
+        by_trigger[trigger].append(max(0.0, wait.total_seconds()))
     return [{"trigger": trigger, **_seconds_summary(by_trigger[trigger])} for trigger in sorted(by_trigger)]
 
 
