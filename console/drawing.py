@@ -3,6 +3,7 @@
 Drawn in Python so the pages need no JavaScript and a screenshot shows exactly what the server knows.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -135,3 +136,87 @@ def bar_chart_svg(
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # every text above went through escape()
+
+
+# One colour per series of a trend chart, in the order the series come (most rollbacks first).
+SERIES_COLOURS = ("#2457c5", "#6a4bc4", "#1a7f4b", "#a15c00", "#b42318", "#0e7490", "#5b6474")
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    values: Sequence[int]  # one per column
+
+
+def weekly_columns_svg(weeks: Sequence[str], series: Sequence[Series], *, title: str) -> SafeString:
+    """Stacked columns, one per week, one colour per series, with a legend. The page adds the same figures as a
+    table for whoever cannot see the drawing."""
+    if not weeks or not series:
+        return mark_safe(f'<p class="muted">No data for {escape(title.lower())} in this period.</p>')
+    axis_w, plot_w, plot_h, top, legend_h = 40, 1040, 180, 10, 22
+    columns = len(weeks)
+    slot = plot_w / columns
+    bar = max(1.0, slot * 0.7)
+    totals = [sum(item.values[index] for item in series) for index in range(columns)]
+    peak = max(max(totals), 1)
+    legend_rows = math.ceil(len(series) / 4)
+    width, height = axis_w + plot_w + 10, top + plot_h + 24 + legend_rows * legend_h
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(title)}">'
+    ]
+    for tick in sorted({0, math.ceil(peak / 2), peak}):
+        y = top + plot_h - plot_h * tick / peak
+        parts.append(
+            f'<line x1="{axis_w}" y1="{y:.1f}" x2="{axis_w + plot_w}" y2="{y:.1f}" stroke="#e7ebf2"/>'
+            f'<text x="{axis_w - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#5b6474">{tick}</text>'
+        )
+    label_every = max(1, math.ceil(columns / 8))
+    for index, week in enumerate(weeks):
+        x = axis_w + index * slot + (slot - bar) / 2
+        base = float(top + plot_h)
+        for number, item in enumerate(series):
+            value = item.values[index]
+            if value <= 0:
+                continue
+            height_px = plot_h * value / peak
+            base -= height_px
+            colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
+            parts.append(
+                f'<rect x="{x:.1f}" y="{base:.1f}" width="{bar:.1f}" height="{height_px:.1f}" fill="{colour}">'
+                f"<title>{escape(item.label)}, week of {escape(week)}: {value}</title></rect>"
+            )
+        if index % label_every == 0:
+            parts.append(
+                f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 16}" font-size="11" text-anchor="middle" '
+                f'fill="#5b6474">{escape(week[5:])}</text>'
+            )
+    for number, item in enumerate(series):
+        x = axis_w + (number % 4) * 165
+        y = top + plot_h + 24 + (number // 4) * legend_h
+        colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
+        parts.append(
+            f'<rect x="{x}" y="{y + 4}" width="12" height="12" rx="2" fill="{colour}"/>'
+            f'<text x="{x + 18}" y="{y + 14}" font-size="12" fill="#1d2433">{escape(_clip(item.label, 22))}</text>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # every text above went through escape()
+
+
+def sparkline_svg(values: Sequence[float], *, label: str, maximum: float = 1.0) -> SafeString:
+    """A small line of one value per week (a share from 0 to `maximum`), for a table cell."""
+    if not values:
+        return mark_safe("")
+    width, height, pad = 120, 28, 3
+    step = (width - 2 * pad) / max(1, len(values) - 1)
+    top = maximum if maximum > 0 else 1.0
+    points = " ".join(
+        f"{pad + index * step:.1f},{height - pad - (height - 2 * pad) * min(value, top) / top:.1f}"
+        for index, value in enumerate(values)
+    )
+    return mark_safe(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(label)}"><line x1="{pad}" y1="{height - pad}" x2="{width - pad}" '
+        f'y2="{height - pad}" stroke="#e7ebf2"/><polyline points="{points}" fill="none" stroke="#b42318" '
+        'stroke-width="1.5"/></svg>'
+    )  # the only text, the label, went through escape()
