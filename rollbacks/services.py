@@ -294,7 +294,9 @@ def _batch_ids(rollback_ids: Any) -> list[int]:
         raise Invalid({"rollback": ["Each selected request must be a rollback number."]})
     ids = list(dict.fromkeys(rollback_ids))
     if len(ids) > MAX_BATCH:
-        raise Invalid({"rollback": [f"A batch decision covers at most {MAX_BATCH} requests; {len(ids)} were selected."]})
+        raise Invalid(
+            {"rollback": [f"A batch decision covers at most {MAX_BATCH} requests; {len(ids)} were selected."]}
+        )
     return ids
 
 

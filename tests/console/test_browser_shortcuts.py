@@ -15,8 +15,11 @@ from rollbacks.models import Rollback, RollbackState, SignOff
 from rollbacks.services import request_rollback, sign_off
 from tests.conftest import PASSWORD
 
+from . import test_browser
 from .conftest import record
-from .test_browser import chromium, open_as  # noqa: F401 (fixtures)
+
+# The browser and the signed-in page of the console's browser tests, shared as fixtures.
+chromium, open_as = test_browser.chromium, test_browser.open_as
 
 pytestmark = [
     pytest.mark.browser,
