@@ -25,8 +25,10 @@
     return Array.prototype.slice.call(document.querySelectorAll(ROW));
   }
 
+  // The highlighted row, else the row holding the focus (a checkbox just clicked, a link tabbed to).
   function currentRow() {
-    return document.querySelector(ROW + ".is-current");
+    var focused = document.activeElement;
+    return document.querySelector(ROW + ".is-current") || (focused && focused.closest && focused.closest(ROW));
   }
 
   function moveTo(row) {
