@@ -10,6 +10,7 @@ from actions.models import ActionState
 from policies.selectors import current_policy, policy_versions
 from rollback_console.errors import Invalid
 from rollbacks.models import SignoffDecision
+from rollbacks.services import MAX_ID
 
 # The API's caps (rollbacks/api), so a page cannot put more into the trail than a token can: reasons, sign-off
 # comments and notes; a search matches external ids and subjects, 255 characters at most.
@@ -109,6 +110,37 @@ class SelectorForm(RollbackRequestForm):
 
 
 class SignOffForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=SignoffDecision.choices, error_messages={"required": "Choose Approve or Reject."}
+    )
+    comment = forms.CharField(required=False, max_length=MAX_TEXT_LENGTH)
+
+
+class RollbackNumbersField(forms.Field):
+    """The `rollback` checkboxes of a batch decision: each a rollback number, repeats dropped."""
+
+    widget = forms.MultipleHiddenInput
+    default_error_messages = {
+        "required": "Select at least one request.",
+        "invalid": "“%(value)s” is not a rollback number.",
+    }
+
+    def to_python(self, value: Any) -> list[int]:
+        numbers: list[int] = []
+        for item in value or ():
+            text = str(item).strip().lstrip("#")
+            if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_ID:
+                raise forms.ValidationError(
+                    self.error_messages["invalid"], code="invalid", params={"value": str(item)[:20]}
+                )
+            numbers.append(int(text))
+        return list(dict.fromkeys(numbers))
+
+
+class BatchDecisionForm(forms.Form):
+    """One decision and one comment over the requests ticked on the queue (rollbacks.services.sign_off_many)."""
+
+    rollback = RollbackNumbersField()
     decision = forms.ChoiceField(
         choices=SignoffDecision.choices, error_messages={"required": "Choose Approve or Reject."}
     )

@@ -1,11 +1,12 @@
 from django.urls import path
 
-from console.views import actions, metrics, queue, remediation, rollbacks
+from console.views import actions, batch, metrics, queue, remediation, rollbacks
 
 app_name = "console"
 urlpatterns = [
     path("", queue.queue, name="queue"),
     path("rollbacks/new/", actions.bulk_rollback, name="bulk"),
+    path("rollbacks/decide/", batch.batch_decide, name="batch_decide"),
     path("rollbacks/<int:rollback_id>/", rollbacks.rollback_page, name="rollback"),
     path("rollbacks/<int:rollback_id>/progress/", rollbacks.rollback_progress, name="rollback-progress"),
     path("rollbacks/<int:rollback_id>/signoff/", rollbacks.rollback_sign_off, name="rollback-signoff"),

@@ -6,7 +6,7 @@ the number of actions. Separation of duties is checked under the rollback's row 
 Every refusal is audited in a transaction of its own that commits before the refusal is raised.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,7 @@ from rollbacks.rules import (
     signing_role,
     signing_roles,
 )
+from rollbacks.selectors import rollbacks_visible_to
 from rollbacks.transitions import lock_rollback, move_rollback
 
 VIEW_ROLLBACK = "rollbacks.view_rollback"
@@ -56,6 +57,7 @@ REFUSAL_IDS_KEPT = 100  # a refused request's audit event keeps this many of the
 MAX_ID = 2**63 - 1  # the largest id a BigAutoField holds; a larger number is no id (and overflows SQLite)
 # SQLite refuses statements with more than 32,766 parameters; PostgreSQL takes any number of ids at once.
 _SQLITE_CHUNK = 30_000
+MAX_BATCH = 100  # requests one batch decision may cover (the queue shows 25 a page)
 
 
 @dataclass(frozen=True)
@@ -191,12 +193,7 @@ def request_rollback(
 def sign_off(rollback_id: int, *, signer: Any, decision: Any, comment: Any = "") -> Rollback:
     """Approve or reject in the first required role the signer holds that is still missing. The approval that
     completes every requirement authorizes the rollback and queues its execution once, after commit."""
-    if decision not in SignoffDecision.values:
-        raise Invalid({"decision": ['Must be "approve" or "reject".']})
-    if comment is None:
-        comment = ""
-    if not isinstance(comment, str):
-        raise Invalid({"comment": ["Must be text."]})
+    comment = _checked_decision(decision, comment)
     actor = actor_name(signer)
     refusal: DomainError | None = None
     with transaction.atomic():
@@ -230,6 +227,84 @@ def sign_off(rollback_id: int, *, signer: Any, decision: Any, comment: Any = "")
     if refusal is not None:
         raise refusal
     return rollback
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What became of one request in a batch decision: signed, or refused and why (`refusal.message` is what the
+    person reads). `rollback` is as it stands after the whole batch."""
+
+    rollback: Rollback
+    refusal: Refusal | None
+
+    @property
+    def signed(self) -> bool:
+        return self.refusal is None
+
+
+def sign_off_many(rollback_ids: Sequence[int], *, signer: Any, decision: Any, comment: Any = "") -> list[BatchOutcome]:
+    """One decision with one comment over several requests of one trigger. Each request is signed on its own by
+    sign_off (its own transaction, its rules under its own lock, its own audit), so one refusal (a colleague
+    signed first, the signer filed it) leaves the others signed. The selection is checked first and nothing is
+    signed when it is wrong: ids the signer may not see (told apart from ids that do not exist by nobody), more
+    than MAX_BATCH, or requests of different triggers. Call it outside a transaction."""
+    comment = _checked_decision(decision, comment)
+    ids = _batch_ids(rollback_ids)
+    selected = {rollback.pk: rollback for rollback in rollbacks_visible_to(signer).filter(pk__in=ids)}
+    unknown = [pk for pk in ids if pk not in selected]
+    if unknown:
+        listed = ", ".join(f"#{pk}" for pk in unknown[:10]) + (" …" if len(unknown) > 10 else "")
+        raise Invalid({"rollback": [f"No rollback you may see has the number {listed}; nothing was signed."]})
+    triggers = sorted({rollback.trigger for rollback in selected.values()})
+    if len(triggers) > 1:
+        raise Invalid(
+            {
+                "rollback": [
+                    "A batch decision covers requests of one trigger; these are "
+                    f"{' and '.join(triggers)}. Nothing was signed."
+                ]
+            }
+        )
+    refusals: dict[int, Refusal] = {}
+    for pk in ids:
+        try:
+            sign_off(pk, signer=signer, decision=decision, comment=comment)
+        except DomainError as error:
+            refusals[pk] = _as_refusal(error)
+    after = rollbacks_visible_to(signer).filter(pk__in=ids).select_related("requested_by").in_bulk()
+    return [BatchOutcome(rollback=after[pk], refusal=refusals.get(pk)) for pk in ids]
+
+
+def _checked_decision(decision: Any, comment: Any) -> str:
+    """A sign-off's decision and comment checked (the comment returned as text)."""
+    if decision not in SignoffDecision.values:
+        raise Invalid({"decision": ['Must be "approve" or "reject".']})
+    if comment is None:
+        comment = ""
+    if not isinstance(comment, str):
+        raise Invalid({"comment": ["Must be text."]})
+    return comment
+
+
+def _batch_ids(rollback_ids: Any) -> list[int]:
+    """The distinct ids of a batch, in the order given."""
+    if not isinstance(rollback_ids, list | tuple) or not rollback_ids:
+        raise Invalid({"rollback": ["Select at least one request."]})
+    if not all(isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk <= MAX_ID for pk in rollback_ids):
+        raise Invalid({"rollback": ["Each selected request must be a rollback number."]})
+    ids = list(dict.fromkeys(rollback_ids))
+    if len(ids) > MAX_BATCH:
+        raise Invalid(
+            {"rollback": [f"A batch decision covers at most {MAX_BATCH} requests; {len(ids)} were selected."]}
+        )
+    return ids
+
+
+def _as_refusal(error: DomainError) -> Refusal:
+    """sign_off raises its rule's Refusal as an error; the batch reports it as the Refusal again."""
+    if isinstance(error, Forbidden):
+        return Refusal(error.message, 403, "person")
+    return Refusal(error.message, 409, "state")
 
 
 def cancel_rollback(rollback_id: int, *, actor: Any) -> Rollback:

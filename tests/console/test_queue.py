@@ -76,8 +76,8 @@ def test_a_window_about_to_close_stands_out_and_sorts_first_when_asked(cast, bro
     fresh = file_reviewer_errors(cast, 1)[0]
     client = browser_for(cast.vera)
     html = client.get(reverse("console:queue")).content.decode()
-    assert f'<tr class="urgent" data-rollback="{closing}">' in html
-    assert f'<tr class="" data-rollback="{fresh}">' in html
+    assert f'<tr class="urgent" data-rollback="{closing}"' in html
+    assert f'<tr class="" data-rollback="{fresh}"' in html
     assert html.index(f'data-rollback="{fresh}"') < html.index(f'data-rollback="{closing}"')  # newest first
     urgent = client.get(reverse("console:queue"), {"sort": "urgent"}).content.decode()
     assert urgent.index(f'data-rollback="{closing}"') < urgent.index(f'data-rollback="{fresh}"')
