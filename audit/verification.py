@@ -217,7 +217,7 @@ class Standing:
     altered: frozenset[int]  # shown events whose content no longer hashes to their stored hash
 
     def verified(self, seq: int) -> bool:
-        return self.checkpoint_holds and seq <= self.checkpoint_seq and seq not in self.altered
+        return self.checkpoint_holds and 0 < seq <= self.checkpoint_seq and seq not in self.altered
 
     @property
     def holds(self) -> bool:
@@ -243,7 +243,8 @@ def standing_of(events: Iterable[AuditEvent]) -> Standing:
     )
     checkpoint = AuditCheckpoint.objects.order_by("-seq", "-id").first()
     if checkpoint is None:
-        return Standing(checkpoint_seq=0, checkpoint_at=None, checkpoint_holds=False, altered=altered)
+        # Nothing verified yet, and nothing to contradict: only the events' own hashes speak.
+        return Standing(checkpoint_seq=0, checkpoint_at=None, checkpoint_holds=True, altered=altered)
     stored = AuditEvent.objects.filter(seq=checkpoint.seq).values_list("hash", flat=True).first()
     return Standing(
         checkpoint_seq=checkpoint.seq,

@@ -58,8 +58,8 @@ class ConsolePageNotFoundMiddleware:
 
     With DEBUG off, Django answers a 404 through `handler404` (the console's page, JSON under the API). With DEBUG
     on it answers with its yellow technical page instead, which the demo (run with DEBUG=1) showed to people who
-    followed a link to a rollback they may not see. This puts the console's page back for every HTML 404 outside the
-    API, whatever DEBUG says; a developer reads the URL conf instead.
+    followed a link to a rollback they may not see. This puts the console's page back for every HTML 404 (JSON
+    under the API), whatever DEBUG says; a developer reads the URL conf instead.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
@@ -67,11 +67,8 @@ class ConsolePageNotFoundMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if (
-            settings.DEBUG
-            and response.status_code == 404
-            and not request.path.startswith("/api/")
-            and response.get("Content-Type", "").startswith("text/html")
-        ):
+        if settings.DEBUG and response.status_code == 404 and response.get("Content-Type", "").startswith("text/html"):
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": "Not found."}, status=404)  # as handler404 answers
             return render(request, "404.html", status=404)
         return response
