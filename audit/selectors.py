@@ -162,3 +162,31 @@ def latest_audit_events(
     this much of it). `scope` has no default: every page says whose trail it shows."""
     events = audit_events(action_id=action_id, rollback_id=rollback_id, scope=scope)
     return list(reversed(events.order_by("-seq")[:limit]))
+
+
+@dataclass(frozen=True)
+class TrailPage:
+    """A page of a trail, newest first: `older` is the cursor (`before=`) of the page after it, None at the end."""
+
+    events: list[AuditEvent]
+    older: int | None
+    newest: bool
+
+
+def trail_page(
+    *,
+    action_id: int | None = None,
+    rollback_id: int | None = None,
+    scope: TrailScope | None,
+    before: int | None,
+    size: int,
+) -> TrailPage:
+    """`size` events of an action's or a rollback's trail (as `audit_events` narrows it) with seq below `before`
+    (None: the newest), newest first; for a reader the caller has already let see that action or rollback. A
+    cursor, not a page number, so no page counts the trail."""
+    events = audit_events(action_id=action_id, rollback_id=rollback_id, scope=scope)
+    if before is not None:
+        events = events.filter(seq__lt=before)
+    rows = list(events.order_by("-seq")[: size + 1])
+    older = rows[size - 1].seq if len(rows) > size else None
+    return TrailPage(events=rows[:size], older=older, newest=before is None)

@@ -10,6 +10,8 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from multiprocessing import get_context
 
 from django.db import connection, transaction
@@ -22,6 +24,7 @@ from audit.chain import (
     Row,
     Scan,
     Verdict,
+    event_hash,
     format_at,
     join_scans,
     row_of,
@@ -200,3 +203,52 @@ def _verify_after(start_seq: int, start_hash: str, anchors: dict[int, str]) -> V
     if verdict.ok:
         verdict = dataclasses.replace(verdict, events=head_seq, anchors_checked=len(anchors))
     return verdict
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What a page may say about the events it shows without reading the trail: whether each still hashes to its
+    stored hash (recomputed here, from the row alone), and whether it lies within the newest checkpoint, the prefix
+    the beat's verification (`verify_since_checkpoint`, every ten minutes) recomputed link by link."""
+
+    checkpoint_seq: int
+    checkpoint_at: datetime | None
+    checkpoint_holds: bool  # the checkpoint's own event still carries the hash verified then
+    altered: frozenset[int]  # shown events whose content no longer hashes to their stored hash
+
+    def verified(self, seq: int) -> bool:
+        return self.checkpoint_holds and 0 < seq <= self.checkpoint_seq and seq not in self.altered
+
+    @property
+    def holds(self) -> bool:
+        return self.checkpoint_holds and not self.altered
+
+
+def standing_of(events: Iterable[AuditEvent]) -> Standing:
+    """Two small queries whatever the length of the trail: the newest checkpoint and its event's hash."""
+    altered = frozenset(
+        event.seq
+        for event in events
+        if event_hash(
+            event.seq,
+            format_at(event.at),
+            event.actor,
+            event.kind,
+            event.action_id,
+            event.rollback_id,
+            event.data,
+            event.prev_hash,
+        )
+        != event.hash
+    )
+    checkpoint = AuditCheckpoint.objects.order_by("-seq", "-id").first()
+    if checkpoint is None:
+        # Nothing verified yet, and nothing to contradict: only the events' own hashes speak.
+        return Standing(checkpoint_seq=0, checkpoint_at=None, checkpoint_holds=True, altered=altered)
+    stored = AuditEvent.objects.filter(seq=checkpoint.seq).values_list("hash", flat=True).first()
+    return Standing(
+        checkpoint_seq=checkpoint.seq,
+        checkpoint_at=checkpoint.verified_at,
+        checkpoint_holds=stored == checkpoint.hash,
+        altered=altered,
+    )

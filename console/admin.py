@@ -21,6 +21,8 @@ from policies.roles import INTEGRATOR
 from rollback_console.authentication import issue_token, revoke_tokens, token_max_age
 
 admin.site.unregister(AuthToken)
+# "View site": the console for role holders, a page of useful links for an administrator without a role (not a 403).
+admin.site.site_url = "/console/start/"
 
 
 class IssueTokenForm(forms.Form):

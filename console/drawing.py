@@ -4,11 +4,14 @@ Drawn in Python so the pages need no JavaScript and a screenshot shows exactly w
 """
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+
+from policies.labels import label as label_of
 
 # Step outcome -> (fill, stroke, text) colours, matching the badges.
 OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
@@ -23,7 +26,9 @@ OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
     "not_reversible": ("#fde7e4", "#b42318", "#7a1710"),
     "failed": ("#fde7e4", "#b42318", "#7a1710"),
 }
-NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 220, 58, 70, 16, 12
+NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 190, 58, 44, 16, 12
+# The widest drawing a 1280 px page shows without scrolling (five levels); a wider one gets a visible cue.
+FITS_WIDTH = 1180
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,40 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+@dataclass(frozen=True)
+class Level:
+    """One column of the drawing as text, for the list under it: what a reader would otherwise have to scroll to."""
+
+    depth: int
+    steps: int
+    outcomes: list[tuple[str, int]]  # outcome -> steps, most first
+    loops: int  # loop arrivals (dashed boxes)
+
+
+def cascade_width(depth_count: int) -> int:
+    return PAD * 2 + depth_count * NODE_W + max(0, depth_count - 1) * COL_GAP
+
+
+def cascade_levels(nodes: Sequence[GraphNode]) -> list[Level]:
+    by_depth: dict[int, list[GraphNode]] = {}
+    for node in nodes:
+        by_depth.setdefault(node.depth, []).append(node)
+    return [
+        Level(
+            depth=depth,
+            steps=len(level),
+            outcomes=Counter(node.outcome for node in level).most_common(),
+            loops=sum(1 for node in level if node.dashed),
+        )
+        for depth, level in sorted(by_depth.items())
+    ]
+
+
+def fits(levels: Sequence[Level]) -> bool:
+    """Whether the drawing of these levels fits a 1280 px page; if not, the page says it scrolls and how far."""
+    return cascade_width(len(levels)) <= FITS_WIDTH
+
+
 def cascade_svg(nodes: Sequence[GraphNode], *, authorized_depth: int | None = None) -> SafeString:
     """Columns by depth, one row per step in the order given; an edge from each step to the one it came from.
     A dashed line marks the authorized depth: steps beyond it wait for a confirmation."""
@@ -54,7 +93,7 @@ def cascade_svg(nodes: Sequence[GraphNode], *, authorized_depth: int | None = No
         rows[node.depth] = row + 1
         position[node.key] = (PAD + node.depth * (NODE_W + COL_GAP), PAD + 18 + row * (NODE_H + ROW_GAP))
     depth_count = max(rows) + 1
-    width = PAD * 2 + depth_count * NODE_W + (depth_count - 1) * COL_GAP
+    width = cascade_width(depth_count)
     height = PAD * 2 + 18 + max(rows.values()) * (NODE_H + ROW_GAP) - ROW_GAP + 16  # room for the depth caption
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
@@ -91,10 +130,10 @@ def cascade_svg(nodes: Sequence[GraphNode], *, authorized_depth: int | None = No
             f'<g class="node" data-outcome="{escape(node.outcome)}">'
             f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="7" fill="{fill}" stroke="{stroke}"{dash}/>'
             f'<text x="{x + 10}" y="{y + 18}" font-size="12.5" font-weight="600" fill="#1d2433">'
-            f"{escape(_clip(node.title, 30))}</text>"
-            f'<text x="{x + 10}" y="{y + 34}" font-size="11" fill="#5b6474">{escape(_clip(node.subtitle, 34))}</text>'
+            f"{escape(_clip(node.title, 26))}</text>"
+            f'<text x="{x + 10}" y="{y + 34}" font-size="11" fill="#5b6474">{escape(_clip(node.subtitle, 30))}</text>'
             f'<text x="{x + 10}" y="{y + 50}" font-size="11" font-weight="600" fill="{ink}">'
-            f"{escape(node.outcome.replace('_', ' '))}</text></g>"
+            f"{escape(label_of(node.outcome).lower())}</text></g>"
         )
         if node.href:
             box = f'<a href="{escape(node.href)}">{box}</a>'

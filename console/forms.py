@@ -7,6 +7,8 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 
 from actions.models import ActionState
+from audit.selectors import LARGEST_ID
+from policies.labels import label
 from policies.selectors import current_policy, policy_versions
 from rollback_console.errors import Invalid
 from rollbacks.models import SignoffDecision
@@ -35,20 +37,18 @@ class RollbackRequestForm(forms.Form):
         manifest = current_policy()[1]
         trigger = self.fields["trigger"]
         assert isinstance(trigger, forms.ChoiceField)
-        trigger.choices = [(name, name.replace("_", " ")) for name in triggers]
+        trigger.choices = [(name, label(name)) for name in triggers]
         caps = {name: manifest.triggers[name].max_cascade_depth for name in triggers}
         self.caps = caps
         self.reference_required = [name for name in triggers if manifest.triggers[name].reference_required]
         self.fields["reference"].help_text = (
-            "Required for "
-            + ", ".join(name.replace("_", " ") for name in self.reference_required)
-            + "; optional otherwise."
+            "Required for " + ", ".join(label(name) for name in self.reference_required) + "; optional otherwise."
             if self.reference_required
             else "Optional: a ticket or case number."
         )
         if caps:
             self.fields["max_cascade_depth"].help_text = "Empty means the trigger's cap: " + ", ".join(
-                f"{name} {cap}" for name, cap in caps.items()
+                f"{label(name)} {cap}" for name, cap in caps.items()
             )
 
     def request_kwargs(self) -> dict[str, Any]:
@@ -163,10 +163,22 @@ class ActionSearchForm(forms.Form):
         return state if state in ActionState.values else ""
 
 
+class TrailPageForm(forms.Form):
+    """Which page of a trail a page shows: the events before `before` (a seq), newest first."""
+
+    before = forms.IntegerField(required=False, min_value=1, max_value=LARGEST_ID)
+
+
+class CancelForm(forms.Form):
+    """Cancelling asks twice: the confirmation page posts `confirm=yes`."""
+
+    confirm = forms.ChoiceField(choices=[("yes", "yes")])
+
+
 def errors_text(form: forms.Form) -> str:
     """A form's errors as one message, for a page that answers a POST with a redirect: each names its field."""
     parts = []
     for name, errors in form.errors.items():
-        label = "" if name == NON_FIELD_ERRORS else name.replace("_", " ").capitalize()
-        parts += [f"{label}: {error}" if label else str(error) for error in errors]
+        label_text = "" if name == NON_FIELD_ERRORS else label(name)
+        parts += [f"{label_text}: {error}" if label_text else str(error) for error in errors]
     return " ".join(parts)

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from console.views import actions, batch, metrics, queue, remediation, rollbacks
+from console.views import actions, batch, metrics, queue, remediation, rollbacks, start
 
 app_name = "console"
 urlpatterns = [
     path("", queue.queue, name="queue"),
+    path("start/", start.start, name="start"),
     path("rollbacks/new/", actions.bulk_rollback, name="bulk"),
     path("rollbacks/decide/", batch.batch_decide, name="batch_decide"),
     path("rollbacks/<int:rollback_id>/", rollbacks.rollback_page, name="rollback"),

@@ -6,7 +6,9 @@ strings, form fields, headers and the path are checked here; JSON bodies in roll
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import render
 
 NUL = "\x00"
 NUL_MESSAGE = "Null characters are not allowed."
@@ -49,3 +51,24 @@ class RefuseNulCharactersMiddleware:
         if request.path.startswith("/api/"):
             return JsonResponse({field: [NUL_MESSAGE]}, status=400)
         return HttpResponseBadRequest(f"{field}: {NUL_MESSAGE}", content_type="text/plain; charset=utf-8")
+
+
+class ConsolePageNotFoundMiddleware:
+    """The console's own "Not found" page with DEBUG on too.
+
+    With DEBUG off, Django answers a 404 through `handler404` (the console's page, JSON under the API). With DEBUG
+    on it answers with its yellow technical page instead, which the demo (run with DEBUG=1) showed to people who
+    followed a link to a rollback they may not see. This puts the console's page back for every HTML 404 (JSON
+    under the API), whatever DEBUG says; a developer reads the URL conf instead.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if settings.DEBUG and response.status_code == 404 and response.get("Content-Type", "").startswith("text/html"):
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": "Not found."}, status=404)  # as handler404 answers
+            return render(request, "404.html", status=404)
+        return response

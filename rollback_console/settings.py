@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "rollback_console.middleware.ConsolePageNotFoundMiddleware",  # the console's 404 page with DEBUG on too
     "audit.access.AccessActorMiddleware",  # names who changed a role or a user in the access.* events
     "axes.middleware.AxesMiddleware",  # answers a locked-out login with 429; last, as axes asks
 ]

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import SYSTEM, record_event
+from policies.labels import label
 from policies.manifest import Compensation, Manifest
 from policies.methods.webhook import integrator_secret, post_signed
 from policies.selectors import policy_of
@@ -222,10 +223,11 @@ def _post_notification(communication: Communication, manifest: Manifest) -> tupl
 def _email(communication: Communication) -> tuple[str | None, bool]:
     rollback = communication.rollback
     outcomes = Counter(Step.objects.filter(rollback=rollback).values_list("outcome", flat=True))
-    summary = "\n".join(f"  {outcome}: {count}" for outcome, count in sorted(outcomes.items()))
-    subject = f"Rollback #{rollback.pk} ({rollback.trigger}): {communication.template}"
+    summary = "\n".join(f"  {label(outcome)}: {count}" for outcome, count in sorted(outcomes.items()))
+    # People read these: identifiers as the console shows them (policies.labels), not as stored.
+    subject = f"Rollback #{rollback.pk} ({label(rollback.trigger)}): {label(communication.template)}"
     body = (
-        f"Rollback #{rollback.pk}, trigger {rollback.trigger}, requested for: {rollback.reason}\n"
+        f"Rollback #{rollback.pk}, trigger {label(rollback.trigger)}, requested for: {rollback.reason}\n"
         + (f"Reference: {rollback.reference}\n" if rollback.reference else "")
         + f"Steps by outcome:\n{summary}\n"
     )

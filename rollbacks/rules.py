@@ -235,7 +235,9 @@ def resolve_refusal(rollback: Rollback, step: Step) -> Refusal | None:
 
 
 def may_resolve(rollback: Rollback, step: Step) -> bool:
-    """Closing a remediation task resolves its step too when this holds; otherwise it only closes the task."""
+    """The one rule that ties a step's Resolve to its remediation task's Mark done, both ways: resolving a step
+    closes its open tasks (always); closing a task resolves its step too when this holds, and otherwise only
+    closes the task (the step already moved on: retried, or the rollback ended). The pages say which will happen."""
     return rollback.state in STARTED_STATES and step.outcome in RESOLVABLE_OUTCOMES
 
 

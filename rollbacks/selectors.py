@@ -4,6 +4,7 @@ Who sees a rollback is decided when it is requested (django-guardian object perm
 the groups of the roles that sign it. Auditors (and anyone holding the model-level view permission) see all.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,14 @@ def rollbacks_visible_to(user: Any) -> QuerySet[Rollback]:
     if AUDITOR in user_roles(user) or user.has_perm(VIEW_ROLLBACK):
         return Rollback.objects.all()
     return get_objects_for_user(user, VIEW_ROLLBACK, klass=Rollback, accept_global_perms=False)
+
+
+def visible_rollback_ids(user: Any, ids: Iterable[int]) -> set[int]:
+    """Which of these rollbacks `user` may open, in one query: a page that names rollbacks links only those."""
+    wanted = {pk for pk in ids if pk is not None}
+    if not wanted:
+        return set()
+    return set(rollbacks_visible_to(user).filter(pk__in=wanted).values_list("pk", flat=True))
 
 
 def trail_scope_for(user: Any) -> TrailScope | None:

@@ -51,6 +51,10 @@ from rollbacks.selectors import rollbacks_visible_to
 from rollbacks.transitions import lock_rollback, move_rollback
 
 VIEW_ROLLBACK = "rollbacks.view_rollback"
+# What the plan counts as "already reversed": an earlier rollback undid it (wholly, partly, or by hand).
+ALREADY_REVERSED_STATES = frozenset(
+    {ActionState.REVERSED, ActionState.PARTIALLY_REVERSED, ActionState.MANUALLY_RESOLVED}
+)
 MAX_REASON_LENGTH = 10_000
 MAX_REFERENCE_LENGTH = 200
 REFUSAL_IDS_KEPT = 100  # a refused request's audit event keeps this many of the ids it named
@@ -392,7 +396,7 @@ def _plan(
 
     walk = walk_cascade(target_ids, manifest)
     now = timezone.now()
-    irreversible = window_expired = 0
+    irreversible = window_expired = already_reversed = 0
     claimable: list[int] = []
     targets = set(target_ids)
     target_windows: list[datetime] = []
@@ -403,6 +407,8 @@ def _plan(
             target_windows.append(window_ends_at)
         if state in (ActionState.EXECUTED, ActionState.ROLLBACK_PENDING):
             claimable.append(pk)
+        # Planned all the same (their steps end `already_reversed` and call nothing); the preview says how many.
+        already_reversed += state in ALREADY_REVERSED_STATES
     required = [{"role": s.role, "count": s.count} for s in policy.signoffs]
     if window_expired:
         required = _merge_signoffs(
@@ -421,6 +427,7 @@ def _plan(
             "cascade": len(walk.nodes) - len(target_ids),
             "irreversible": irreversible,
             "window_expired": window_expired,
+            "already_reversed": already_reversed,
             "action_ids": target_ids,
         },
         window_closes_at=min(target_windows, default=None),

@@ -1,11 +1,17 @@
-"""Small presentation filters: state badges, durations and the time left on a reversal window."""
+"""Small presentation filters: labels for identifiers, state badges, durations and reversal windows."""
 
+import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+
+from audit.verification import Standing
+from policies.labels import label as label_of
 
 register = template.Library()
 
@@ -41,7 +47,14 @@ CLOSING_SOON = timedelta(hours=24)
 def badge(value: str) -> SafeString:
     tones = (("good", GOOD), ("warn", WARN), ("bad", BAD), ("info", INFO))
     tone = next((name for name, values in tones if value in values), "")
-    return format_html('<span class="badge {}">{}</span>', tone, str(value).replace("_", " "))
+    # Chips read in lower case ("pending authorization"); the words are the same as the label's.
+    return format_html('<span class="badge {}" data-value="{}">{}</span>', tone, value, label_of(value).lower())
+
+
+@register.filter
+def label(value: object) -> str:
+    """An identifier as people read it: `customer_service` -> "Customer service" (policies.labels)."""
+    return label_of(value)
 
 
 def _span(delta: timedelta) -> str:
@@ -96,3 +109,23 @@ def closing_soon(ends_at: datetime | None) -> bool:
 @register.filter
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
+
+
+@register.filter
+def entry(mapping: Mapping[Any, Any], key: Any) -> Any:
+    """`mapping[key]`, or None: a view's lookup table read by a template (`task_of_step|entry:step.pk`)."""
+    return mapping.get(key)
+
+
+@register.filter
+def verified(standing: Standing, seq: int) -> bool:
+    return standing.verified(seq)
+
+
+@register.filter
+def pretty_json(text: str) -> str:
+    """An event's stored canonical JSON, indented for reading (the stored text is what is hashed)."""
+    try:
+        return json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False)
+    except ValueError:
+        return text

@@ -16,7 +16,7 @@ from audit.selectors import latest_audit_events
 from console.access import console_page, may_file, requestable_triggers
 from console.forms import ActionSearchForm, RollbackRequestForm, SelectorForm, errors_text
 from rollback_console.errors import DomainError, Invalid
-from rollbacks.selectors import rollbacks_of_action, trail_scope_for
+from rollbacks.selectors import rollbacks_of_action, trail_scope_for, visible_rollback_ids
 from rollbacks.services import plan_rollback, request_rollback
 
 PAGE_SIZE = 25
@@ -50,13 +50,18 @@ def _action_context(
     if form is None and triggers:
         form = RollbackRequestForm(triggers=triggers, initial={"trigger": triggers[0]})
     upstream, downstream = links_of(action)
+    rollbacks = rollbacks_of_action(action.pk)
+    events = latest_audit_events(action_id=action.pk, scope=trail_scope_for(user), limit=AUDIT_ROWS)
     return {
         "action": action,
         "preview": preview_reversal(user, action),
-        "rollbacks": rollbacks_of_action(action.pk),
+        "rollbacks": rollbacks,
+        # Whoever sees an action sees that it was rolled back, not every rollback of it: link only those they may
+        # open, so no link leads to a "Not found".
+        "openable": visible_rollback_ids(user, [r["id"] for r in rollbacks] + [e.rollback_id for e in events]),
         "upstream": upstream,
         "downstream": downstream,
-        "events": latest_audit_events(action_id=action.pk, scope=trail_scope_for(user), limit=AUDIT_ROWS),
+        "events": events,
         "form": form,
         "plan": plan,
     }

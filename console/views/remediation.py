@@ -10,7 +10,8 @@ from console.access import console_page, may_see_remediation
 from console.forms import NoteForm, errors_text
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import complete_remediation
-from rollbacks.rules import holds_signing_role
+from rollbacks.models import StepOutcome
+from rollbacks.rules import holds_signing_role, may_resolve
 from rollbacks.selectors import get_remediation_task_for, remediation_tasks_for
 
 PAGE_SIZE = 25
@@ -25,7 +26,13 @@ def remediation_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
     # The same rule the service applies: a holder of one of the rollback's sign-off roles, not its requester.
     completable = {task.pk for task in page.object_list if holds_signing_role(request.user, task.step.rollback)}
-    return render(request, "console/remediation.html", {"page": page, "show": show, "completable": completable})
+    # rules.may_resolve: closing these tasks resolves their steps too (and resolving a step closes its tasks).
+    settles_step = {task.pk for task in page.object_list if may_resolve(task.step.rollback, task.step)}
+    return render(
+        request,
+        "console/remediation.html",
+        {"page": page, "show": show, "completable": completable, "settles_step": settles_step},
+    )
 
 
 @require_POST
@@ -39,11 +46,12 @@ def remediation_done(request: HttpRequest, task_id: int) -> HttpResponse:
         messages.error(request, errors_text(form))
         return redirect("console:remediation")
     try:
-        complete_remediation(task_id, actor=request.user, note=form.cleaned_data["note"])
+        task = complete_remediation(task_id, actor=request.user, note=form.cleaned_data["note"])
     except Invalid as exc:
         messages.error(request, " ".join(str(p) for problems in exc.errors.values() for p in problems))
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Remediation task {task_id} marked done.")
+        resolved = " Its step was resolved with it." if task.step.outcome == StepOutcome.MANUAL_DONE else ""
+        messages.success(request, f"Remediation task {task_id} marked done.{resolved}")
     return redirect("console:remediation")

@@ -8,12 +8,13 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from audit.selectors import latest_audit_events
+from audit.selectors import trail_page
+from audit.verification import standing_of
 from console.access import console_page
-from console.drawing import GraphNode, cascade_svg
-from console.forms import NoteForm, SignOffForm, errors_text
+from console.drawing import GraphNode, cascade_levels, cascade_svg, fits
+from console.forms import CancelForm, NoteForm, SignOffForm, TrailPageForm, errors_text
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import confirm_cascade, resolve_step, retry_step
 from rollbacks.models import FINISHED_OUTCOMES, NEEDS_PERSON_OUTCOMES, Rollback, SignoffDecision, Step, StepOutcome
@@ -40,8 +41,8 @@ from rollbacks.selectors import (
 )
 from rollbacks.services import cancel_rollback, sign_off
 
-# The trail on the page is the newest part; the whole of it is in the API and the export.
-AUDIT_ROWS = 200
+# The trail on the page, a page at a time from the newest; the whole of it is in the API and the export.
+AUDIT_ROWS = 20
 TARGET_ROWS = 50
 
 
@@ -66,7 +67,17 @@ class Progress:
 
     @property
     def percent(self) -> int:
-        return round(100 * (self.finished + self.needs_person) / self.total) if self.total else 100
+        """The share of steps done: a step waiting for a person is not done, so "0 of 1 done" is 0 %."""
+        return self._share(self.finished)
+
+    @property
+    def needs_person_percent(self) -> int:
+        """Drawn apart from the done part, so a stuck step shows as such and not as progress."""
+        return min(self._share(self.finished + self.needs_person), 100) - self.percent
+
+    def _share(self, count: int) -> int:
+        # Floor, so the bar reaches 100 % only when every step is done ("99 of 100" is 99 %, not a rounded 100).
+        return 100 * count // self.total if self.total else 0
 
 
 def _requirements(rollback: Rollback, signoffs: list[Any]) -> list[Requirement]:
@@ -77,7 +88,8 @@ def _requirements(rollback: Rollback, signoffs: list[Any]) -> list[Requirement]:
     ]
 
 
-def _graph(rollback: Rollback, steps: list[Step]) -> Any:
+def _graph(rollback: Rollback, steps: list[Step]) -> dict[str, Any]:
+    """The drawing, its levels as text, and whether it fits the page (if not, the page says it scrolls)."""
     nodes = [
         GraphNode(
             key=step.pk,
@@ -91,7 +103,12 @@ def _graph(rollback: Rollback, steps: list[Step]) -> Any:
         )
         for step in steps
     ]
-    return cascade_svg(nodes, authorized_depth=rollback.confirmed_depth)
+    levels = cascade_levels(nodes)
+    return {
+        "graph": cascade_svg(nodes, authorized_depth=rollback.confirmed_depth),
+        "graph_levels": levels,
+        "graph_fits": fits(levels),
+    }
 
 
 def _progress(each_step: list[str]) -> Progress:
@@ -105,11 +122,25 @@ def _progress(each_step: list[str]) -> Progress:
     )
 
 
+def _trail(request: HttpRequest, rollback: Rollback) -> dict[str, Any]:
+    """The trail block: a page of events from `?before=`, whether each verifies, and the form's error if any."""
+    form = TrailPageForm(request.GET)
+    before = form.cleaned_data["before"] if form.is_valid() else None
+    page = trail_page(rollback_id=rollback.pk, scope=trail_scope_for(request.user), before=before, size=AUDIT_ROWS)
+    return {
+        "trail": page,
+        "events": page.events,
+        "standing": standing_of(page.events),
+        "trail_error": "" if form.is_valid() else errors_text(form),
+    }
+
+
 @require_GET
 @console_page()
 def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
     user = request.user
     rollback = get_rollback_for(user, rollback_id)
+    trail = _trail(request, rollback)
     steps = steps_of(rollback)
     signoffs = signoffs_of(rollback)
     communications = communications_of(rollback)
@@ -149,14 +180,17 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
             "needs_person": RESOLVABLE_OUTCOMES,
             "running": rollback.state in RUNNING_STATES,
             "progress": _progress([step.outcome for step in steps]),
-            "graph": _graph(rollback, steps),
+            **_graph(rollback, steps),
             "communications": communications,
             "remediation": remediation,
-            "events": latest_audit_events(rollback_id=rollback.pk, scope=trail_scope_for(user), limit=AUDIT_ROWS),
+            # Each step's remediation task, so the step's row names it (rules.may_resolve: one settles the other).
+            "task_of_step": {task.step_id: task for task in remediation},
+            **trail,
             "prerequisites": prerequisites,
             "side_effects": side_effects,
             "window_closes": min(windows) if windows else None,
         },
+        status=400 if trail["trail_error"] else 200,
     )
 
 
@@ -223,11 +257,21 @@ def rollback_confirm_cascade(request: HttpRequest, rollback_id: int) -> HttpResp
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @console_page()
 def rollback_cancel(request: HttpRequest, rollback_id: int) -> HttpResponse:
+    """GET asks "are you sure?" on a page of its own (no script needed); only a POST carrying that page's
+    `confirm=yes` cancels. A POST without it (an old form, a stray click) shows the question again."""
     rollback = get_rollback_for(request.user, rollback_id)
-    return _after(request, rollback.pk, lambda: cancel_rollback(rollback.pk, actor=request.user), "Rollback cancelled.")
+    if request.method == "POST" and CancelForm(request.POST).is_valid():
+        return _after(
+            request, rollback.pk, lambda: cancel_rollback(rollback.pk, actor=request.user), "Rollback cancelled."
+        )
+    refusal = cancel_refusal(request.user, rollback)
+    if refusal is not None:
+        messages.error(request, refusal.message)
+        return redirect("console:rollback", rollback_id=rollback.pk)
+    return render(request, "console/cancel.html", {"rollback": rollback})
 
 
 @require_POST

@@ -44,6 +44,9 @@ class PlanSerializer(serializers.Serializer[Any]):
     cascade = serializers.IntegerField()
     irreversible = serializers.IntegerField()
     window_expired = serializers.IntegerField()
+    # Planned actions already reversed by an earlier rollback (their steps call nothing); 0 for plans frozen before
+    # this count existed.
+    already_reversed = serializers.IntegerField(default=0)
     action_ids = serializers.ListField(child=serializers.IntegerField())
 
 

@@ -55,7 +55,7 @@ def test_the_header_names_the_person_and_their_roles_and_only_their_pages(cast, 
     response = browser_for(cast.lex).get(reverse("console:queue"))
     html = response.content.decode()
     assert 'data-testid="signed-in-as">lex<' in html
-    assert ">executive<" in html and ">legal<" in html
+    assert ">Executive<" in html and ">Legal<" in html
     assert reverse("console:metrics") in html
     reviewer_html = browser_for(cast.alice).get(reverse("console:queue")).content.decode()
     assert reverse("console:metrics") not in reviewer_html

@@ -136,7 +136,7 @@ def test_customer_service_on_an_expired_refund_demands_an_executive(cast, live_s
         agent.click("button[value=submit]")
     agent.wait_for_url("**/console/rollbacks/*/")
     requirements = agent.inner_text("[data-testid=requirements]")
-    assert "executive: 0 of 1" in requirements and "customer_service: 0 of 1" in requirements
+    assert "Executive: 0 of 1" in requirements and "Customer service: 0 of 1" in requirements
 
     executive = open_as("eddie")
     rollback = Rollback.objects.get()

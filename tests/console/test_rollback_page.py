@@ -24,7 +24,7 @@ def test_the_page_shows_the_approval_the_reason_and_the_sign_offs_required(cast,
     html = page(browser_for(cast.vera), reviewer_error)
     assert 'data-testid="approver">alice<' in html
     assert "refund was approved by mistake" in html
-    assert "<strong>verifier</strong>: 0 of 1" in html
+    assert "<strong>Verifier</strong>: 0 of 1" in html
     assert "closes in 29 d" in html
     assert "account_open" in html and "charged back" in html  # prerequisites and side effects
     assert 'data-outcome="pending"' in html  # the cascade is drawn
@@ -128,7 +128,8 @@ def test_the_requester_may_cancel_before_execution(cast, browser_for, reviewer_e
     html = page(client, reviewer_error)
     assert "Cancel request" in html
     token = csrf_token(client, reverse("console:rollback", args=[reviewer_error.pk]))
-    client.post(reverse("console:rollback-cancel", args=[reviewer_error.pk]), {"csrfmiddlewaretoken": token})
+    cancel = reverse("console:rollback-cancel", args=[reviewer_error.pk])
+    client.post(cancel, {"csrfmiddlewaretoken": token, "confirm": "yes"})
     assert Rollback.objects.get(pk=reviewer_error.pk).state == RollbackState.CANCELLED
 
 

@@ -466,6 +466,9 @@ def test_the_trigger_notifies_internal_people_by_email_before_the_rollback_compl
     assert rollback.state == "completed"
     [mail] = mailoutbox
     assert mail.to == ["rollbacks@example.com"] and f"Rollback #{rollback.pk}" in mail.subject
+    # Identifiers read as the console shows them, not as stored.
+    assert mail.subject == f"Rollback #{rollback.pk} (Reviewer error): Rollback reviewer error"
+    assert "trigger Reviewer error" in mail.body and "reviewer_error" not in mail.body
     internal = Communication.objects.get(rollback=rollback, audience="internal")
     assert (internal.channel, internal.status, internal.attempts) == ("email", "sent", 1)
     assert_audit_event("communication.sent", rollback_id=rollback.pk)

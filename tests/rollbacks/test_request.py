@@ -34,6 +34,7 @@ def test_a_customer_request_freezes_its_targets_cascade_and_plan(cast):
         "cascade": 3,
         "irreversible": 0,
         "window_expired": 0,
+        "already_reversed": 0,
         "action_ids": [refund.pk],
     }
     assert rollback.max_cascade_depth == rollback.confirmed_depth == 3
@@ -316,6 +317,7 @@ def test_a_plan_shows_what_a_request_would_freeze_and_writes_nothing(cast):
         "cascade": 3,
         "irreversible": 0,
         "window_expired": 0,
+        "already_reversed": 0,
         "action_ids": [refund.pk],
     }
     assert plan.required_signoffs == [{"role": "customer_service", "count": 1}]

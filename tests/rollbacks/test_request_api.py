@@ -52,6 +52,7 @@ def test_a_request_answers_201_with_the_rollback_as_get_shows_it(cast):
         "cascade": 1,
         "irreversible": 0,
         "window_expired": 0,
+        "already_reversed": 0,
         "action_ids": [refund.pk],
     }
     assert [(s["action"], s["depth"], s["outcome"], s["attempts"]) for s in data["steps"]] == [

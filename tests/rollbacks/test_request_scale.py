@@ -58,6 +58,7 @@ def test_planning_ten_thousand_actions_costs_the_same_queries_as_a_hundred(cast)
         "cascade": 60,
         "irreversible": 0,
         "window_expired": 0,
+        "already_reversed": 0,
         "action_ids": None,
     }
     assert large_rollback.plan["actions"] == large == 4000 and large_rollback.plan["cascade"] == 6000
