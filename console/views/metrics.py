@@ -9,13 +9,9 @@ from django.views.decorators.http import require_GET
 
 from console.access import console_page
 from console.drawing import Bar, Series, bar_chart_svg, sparkline_svg, weekly_columns_svg
+from policies.labels import label
 from rollback_console.errors import Invalid
 from rollbacks.metrics import RUBBER_STAMP_MIN_DECISIONS, may_read_metrics, parse_period, rollback_metrics
-
-
-def _label(name: str) -> str:
-    """`reviewer_error` as people read it: "Reviewer error"."""
-    return name.replace("_", " ").capitalize()
 
 
 def _rate_bars(rows: list[dict[str, Any]], key: str) -> list[Bar]:
@@ -59,7 +55,7 @@ def _people_charts(figures: dict[str, Any]) -> dict[str, Any]:
         *(signer["by_trigger"] for signer in figures["signer_decisions"]),
     ):
         for row in rows:
-            row["label"] = _label(row["trigger"])
+            row["label"] = label(row["trigger"])
     trend = figures["weekly_rollbacks_by_trigger"]
     reviewers = figures["reviewer_self_flags"]
     for row in reviewers:
@@ -70,7 +66,7 @@ def _people_charts(figures: dict[str, Any]) -> dict[str, Any]:
     return {
         "weekly_trend": weekly_columns_svg(
             trend["weeks"],
-            [Series(label=_label(row["trigger"]), values=row["counts"]) for row in trend["triggers"]],
+            [Series(label=label(row["trigger"]), values=row["counts"]) for row in trend["triggers"]],
             title="Rollbacks filed per week, by trigger",
         ),
         "trend_rows": [
@@ -78,7 +74,7 @@ def _people_charts(figures: dict[str, Any]) -> dict[str, Any]:
             for index, week in enumerate(trend["weeks"])
             if any(row["counts"][index] for row in trend["triggers"])
         ],
-        "trend_triggers": [_label(row["trigger"]) for row in trend["triggers"]],
+        "trend_triggers": [label(row["trigger"]) for row in trend["triggers"]],
         "self_flags": bar_chart_svg(
             _self_flag_bars(reviewers), title="Share of own approvals flagged as reviewer error", colour="#b42318"
         ),
@@ -109,7 +105,10 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
             _rate_bars(rates["by_approver"], "approved_by"), title="Rollback rate by approver", maximum=1.0
         ),
         "by_trigger": bar_chart_svg(
-            [Bar(label=row["trigger"], value=row["rollbacks"], caption=str(row["rollbacks"])) for row in reasons],
+            [
+                Bar(label=label(row["trigger"]), value=row["rollbacks"], caption=str(row["rollbacks"]))
+                for row in reasons
+            ],
             title="Rollbacks by trigger",
             colour="#6a4bc4",
         ),
