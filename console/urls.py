@@ -1,10 +1,12 @@
 from django.urls import path
 
-from console.views import actions, metrics, queue, remediation, rollbacks
+from console.views import actions, metrics, queue, remediation, rollback_list, rollbacks
 
 app_name = "console"
 urlpatterns = [
     path("", queue.queue, name="queue"),
+    path("inbox/counts/", queue.inbox_counts_fragment, name="inbox-counts"),
+    path("rollbacks/", rollback_list.rollback_list, name="rollbacks"),
     path("rollbacks/new/", actions.bulk_rollback, name="bulk"),
     path("rollbacks/<int:rollback_id>/", rollbacks.rollback_page, name="rollback"),
     path("rollbacks/<int:rollback_id>/progress/", rollbacks.rollback_progress, name="rollback-progress"),

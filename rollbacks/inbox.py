@@ -64,6 +64,9 @@ class InboxItem:
     summary: str = ""
     what: dict[str, Any] = field(default_factory=dict)
     detail: str = ""  # the step's outcome, the remediation's reason, the paused depth
+    state: str = ""  # the rollback's
+    reason: str = ""  # the rollback's
+    requested_by: str = ""
 
 
 def may_have_inbox(user: Any) -> bool:
@@ -118,7 +121,9 @@ def _arms(user: Any, trigger: str | None = None) -> dict[str, QuerySet[Any]]:
             i_window=F("action__window_ends_at"),
         )
     )
-    remediation = RemediationTask.objects.filter(remediation_open_sql(), carry_on_sql(user, "step__rollback__")).annotate(
+    remediation = RemediationTask.objects.filter(
+        remediation_open_sql(), carry_on_sql(user, "step__rollback__")
+    ).annotate(
         i_kind=Value(REMEDIATION),
         i_rollback=F("step__rollback_id"),
         i_step=F("step_id"),
@@ -231,7 +236,8 @@ def describe(items: list[InboxItem]) -> list[InboxItem]:
         rollback.pk: rollback
         for rollback in Rollback.objects.filter(pk__in={item.rollback for item in items})
         .annotate(first_action=Subquery(first_target[:1]))
-        .only("id", "plan", "confirmed_depth", "state")
+        .select_related("requested_by")
+        .only("id", "plan", "confirmed_depth", "state", "reason", "requested_by__username")
     }
     steps = {
         step.pk: step
@@ -242,12 +248,16 @@ def describe(items: list[InboxItem]) -> list[InboxItem]:
     tasks = {}
     if any(item.task is not None for item in items):
         tasks = dict(
-            RemediationTask.objects.filter(pk__in={item.task for item in items if item.task}).values_list("pk", "reason")
+            RemediationTask.objects.filter(pk__in={item.task for item in items if item.task}).values_list(
+                "pk", "reason"
+            )
         )
     first_ids = {getattr(rollback, "first_action", None) for rollback in rollbacks.values()} - {None}
     actions = {action.pk: action for action in Action.objects.filter(pk__in=first_ids)}
     for item in items:
         rollback = rollbacks[item.rollback]
+        item.state, item.reason = rollback.state, rollback.reason
+        item.requested_by = rollback.requested_by.get_username()
         if item.step is not None:
             step = steps[item.step]
             item.what = _what(step.action, 1)

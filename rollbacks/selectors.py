@@ -316,6 +316,26 @@ class RollbackListFilter(RollbackFilter):
         return queryset
 
 
+MAX_SEARCH_LENGTH = 255
+
+
+def rollbacks_found_for(user: Any, filters: RollbackFilter, search: str = "") -> QuerySet[Rollback]:
+    """The console's Rollbacks page: every rollback `user` may see, filtered by `filters` (already valid: its
+    state and trigger) and by `search` (a rollback's id, or words of its reason, reference or requester's name),
+    with the requester, newest first."""
+    rollbacks = filters.filter_queryset(rollbacks_visible_to(user))
+    search = search.strip()[:MAX_SEARCH_LENGTH]
+    if search:
+        found = (
+            Q(reason__icontains=search) | Q(reference__icontains=search) | Q(requested_by__username__icontains=search)
+        )
+        number = search.removeprefix("#")
+        if number.isascii() and number.isdigit() and 0 < int(number) <= MAX_ID:
+            found |= Q(pk=int(number))
+        rollbacks = rollbacks.filter(found)
+    return rollbacks.select_related("requested_by").order_by("-created_at", "-id")
+
+
 def rollbacks_listed_for(user: Any, filters: RollbackListFilter) -> QuerySet[Rollback]:
     """The API's list: the rollbacks `user` may see (or those waiting for them), filtered by `filters` (already
     valid), with their sign-offs, newest first."""

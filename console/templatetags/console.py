@@ -96,3 +96,15 @@ def closing_soon(ends_at: datetime | None) -> bool:
 @register.filter
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
+
+
+@register.filter
+def trigger_label(value: str) -> str:
+    """A trigger as people read it ('Reviewer Error'), as the queue's tabs name it."""
+    return str(value).replace("_", " ").title()
+
+
+@register.filter
+def get_kind(labels: dict[str, str], kind: str) -> str:
+    """An inbox kind's label from the view's mapping."""
+    return labels.get(kind, kind)
