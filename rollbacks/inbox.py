@@ -166,7 +166,8 @@ def inbox_counts_by_trigger(user: Any) -> dict[str, dict[str, int]]:
     sql, params = union.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT i_kind, i_trigger, COUNT(*) FROM ({sql}) AS inbox GROUP BY i_kind, i_trigger",  # noqa: S608 the inner SQL is the ORM's, the values are parameters
+            # The inner SQL is the ORM's, its values parameters.
+            f"SELECT i_kind, i_trigger, COUNT(*) FROM ({sql}) AS inbox GROUP BY i_kind, i_trigger",
             params,
         )
         for kind, trigger, n in cursor.fetchall():
@@ -245,14 +246,11 @@ def describe(items: list[InboxItem]) -> list[InboxItem]:
             "action"
         )
     }
-    tasks = {}
-    if any(item.task is not None for item in items):
-        tasks = dict(
-            RemediationTask.objects.filter(pk__in={item.task for item in items if item.task}).values_list(
-                "pk", "reason"
-            )
-        )
-    first_ids = {getattr(rollback, "first_action", None) for rollback in rollbacks.values()} - {None}
+    task_ids = {item.task for item in items if item.task is not None}
+    tasks = dict(RemediationTask.objects.filter(pk__in=task_ids).values_list("pk", "reason")) if task_ids else {}
+    first_ids: set[int] = {
+        first for rollback in rollbacks.values() if (first := getattr(rollback, "first_action", None)) is not None
+    }
     actions = {action.pk: action for action in Action.objects.filter(pk__in=first_ids)}
     for item in items:
         rollback = rollbacks[item.rollback]
@@ -262,7 +260,7 @@ def describe(items: list[InboxItem]) -> list[InboxItem]:
             step = steps[item.step]
             item.what = _what(step.action, 1)
             if item.kind == REMEDIATION:
-                item.detail = tasks.get(item.task, "")
+                item.detail = tasks.get(item.task or 0, "")
                 item.summary = f"Remediation ({item.detail.replace('_', ' ')}): {_text(item.what)}"
             else:
                 item.detail = step.outcome

@@ -323,7 +323,7 @@ def rollbacks_found_for(user: Any, filters: RollbackFilter, search: str = "") ->
     """The console's Rollbacks page: every rollback `user` may see, filtered by `filters` (already valid: its
     state and trigger) and by `search` (a rollback's id, or words of its reason, reference or requester's name),
     with the requester, newest first."""
-    rollbacks = filters.filter_queryset(rollbacks_visible_to(user))
+    rollbacks: QuerySet[Rollback] = filters.filter_queryset(rollbacks_visible_to(user))
     search = search.strip()[:MAX_SEARCH_LENGTH]
     if search:
         found = (

@@ -5,8 +5,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from console.forms import MAX_SEARCH_LENGTH
 from console.access import console_page
+from console.forms import MAX_SEARCH_LENGTH
 from rollbacks.models import RollbackState, Trigger
 from rollbacks.selectors import RollbackFilter, rollbacks_found_for
 
