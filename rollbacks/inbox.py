@@ -80,7 +80,7 @@ def _null() -> Cast:
     return Cast(Value(None), output_field=BigIntegerField())
 
 
-def _arms(user: Any, trigger: str | None = None) -> dict[str, QuerySet[Any]]:
+def _arms(user: Any) -> dict[str, QuerySet[Any]]:
     """Each kind's query, its columns named as COLUMNS; none for a person without a role."""
     if not user_roles(user):
         return {}
@@ -138,8 +138,6 @@ def _arms(user: Any, trigger: str | None = None) -> dict[str, QuerySet[Any]]:
         STEP: step,
         REMEDIATION: remediation,
     }
-    if trigger:
-        arms = {kind: query.filter(i_trigger=trigger) for kind, query in arms.items()}
     return {kind: query.order_by().values(*COLUMNS) for kind, query in arms.items()}
 
 
@@ -153,43 +151,56 @@ def _union(arms: dict[str, QuerySet[Any]]) -> QuerySet[Any] | None:
 
 def inbox_counts(user: Any) -> dict[str, int]:
     """How many items of each kind wait for the person, every kind named (0 when none); one query."""
-    return {kind: sum(per_trigger.values()) for kind, per_trigger in inbox_counts_by_trigger(user).items()}
-
-
-def inbox_counts_by_trigger(user: Any) -> dict[str, dict[str, int]]:
-    """kind -> trigger -> items, in one query over the whole inbox (no trigger filter): what the tabs and the
-    navigation show, and the paginator's count for any filter by kind and trigger."""
-    counts: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
-    union = _union(_arms(user))
-    if union is None:
-        return counts
-    sql, params = union.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            # The inner SQL is the ORM's, its values parameters.
-            f"SELECT i_kind, i_trigger, COUNT(*) FROM ({sql}) AS inbox GROUP BY i_kind, i_trigger",
-            params,
-        )
-        for kind, trigger, n in cursor.fetchall():
-            counts[kind][trigger] = n
-    return counts
+    return Inbox(user).counts()
 
 
 class Inbox:
     """The person's items (of one kind, of one trigger, when asked), most urgent first: what a paginator (Django's
-    or DRF's) reads, a slice at a time, each slice one query plus the summaries' three."""
+    or DRF's) reads, a slice at a time, each slice one query plus the summaries' three. The kinds' queries are
+    built once, for the counts of the whole inbox and for the filtered list alike."""
 
-    def __init__(self, user: Any, *, kind: str | None = None, trigger: str | None = None, total: int | None = None):
-        arms = _arms(user, trigger)
-        if kind is not None:
-            arms = {kind: arms[kind]} if kind in arms else {}
-        self._union = _union(arms)
-        self._total = total
+    def __init__(self, user: Any, *, kind: str | None = None, trigger: str | None = None):
+        self._all = _arms(user)
+        arms = {name: arm for name, arm in self._all.items() if kind in (None, name)}
+        if trigger:
+            arms = {name: arm.filter(i_trigger=trigger) for name, arm in arms.items()}
+        self._arms = arms
+        self._kind, self._trigger = kind, trigger
+        self._counts: dict[str, dict[str, int]] | None = None
+
+    def counts_by_trigger(self) -> dict[str, dict[str, int]]:
+        """kind -> trigger -> items over the whole inbox (whatever the filters), in one query: what the tabs and
+        the navigation show; the filtered list's count is read from it, so the paginator asks nothing more."""
+        if self._counts is not None:
+            return self._counts
+        counts: dict[str, dict[str, int]] = {name: {} for name in KINDS}
+        union = _union(self._all)
+        if union is not None:
+            sql, params = union.query.sql_with_params()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    # The inner SQL is the ORM's, its values parameters.
+                    f"SELECT i_kind, i_trigger, COUNT(*) FROM ({sql}) AS inbox GROUP BY i_kind, i_trigger",
+                    params,
+                )
+                for name, trigger, n in cursor.fetchall():
+                    counts[name][trigger] = n
+        self._counts = counts
+        return counts
+
+    def counts(self) -> dict[str, int]:
+        """Items per kind over the whole inbox, every kind named."""
+        return {name: sum(per_trigger.values()) for name, per_trigger in self.counts_by_trigger().items()}
 
     def count(self) -> int:
-        if self._total is None:
-            self._total = 0 if self._union is None else self._union.count()
-        return self._total
+        """The filtered list's length."""
+        return sum(
+            n
+            for name, per_trigger in self.counts_by_trigger().items()
+            if self._kind in (None, name)
+            for trigger, n in per_trigger.items()
+            if self._trigger in (None, "", trigger)
+        )
 
     def __len__(self) -> int:
         return self.count()
@@ -201,9 +212,16 @@ class Inbox:
     def __getitem__(self, index: int | slice) -> InboxItem | list[InboxItem]:
         if isinstance(index, int):
             return self[index : index + 1][0]
-        if self._union is None:
+        union = _union(self._arms)
+        if union is None:
             return []
-        rows = self._union.order_by(*ORDER)[index]
+        compound = len(self._arms) > 1 and connection.features.supports_slicing_ordering_in_compound
+        if index.stop is not None and compound:
+            # Each kind's query stops at the page's end in its own order, so the database walks the window index
+            # for the first rows instead of sorting every waiting request (SQLite cannot limit inside a UNION).
+            union = _union({name: arm.order_by(*ORDER)[: index.stop] for name, arm in self._arms.items()})
+            assert union is not None
+        rows = union.order_by(*ORDER)[index]
         return describe([_item(row) for row in rows])
 
     def __iter__(self) -> Iterator[InboxItem]:

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from console.access import console_page
-from rollbacks.inbox import KIND_LABELS, KINDS, Inbox, InboxItem, inbox_counts_by_trigger, may_have_inbox
+from rollbacks.inbox import KIND_LABELS, KINDS, Inbox, InboxItem, may_have_inbox
 from rollbacks.models import Trigger
 from rollbacks.selectors import requested_by
 
@@ -40,12 +40,11 @@ def queue(request: HttpRequest) -> HttpResponse:
         # Nothing can ever wait for them (an auditor, a reviewer): the list of what they may see instead.
         return redirect("console:rollbacks")
     kind, trigger = chosen_filters(request)
-    counts = inbox_counts_by_trigger(user)
-    per_kind = {name: sum(counts[name].values()) for name in KINDS}
+    inbox = Inbox(user, kind=kind or None, trigger=trigger or None)
+    counts = inbox.counts_by_trigger()
+    per_kind = inbox.counts()
     request.inbox_counts = per_kind  # type: ignore[attr-defined]  # the header's counts, without asking again
-    kept = sum(n for name in KINDS if kind in ("", name) for t, n in counts[name].items() if trigger in ("", t))
     per_trigger = {name: sum(counts[k].get(name, 0) for k in KINDS if kind in ("", k)) for name in Trigger.values}
-    inbox = Inbox(user, kind=kind or None, trigger=trigger or None, total=kept)
     # Inbox is the part of a sequence the paginator uses (count and slices); the stubs ask for a whole Sequence.
     paginator: Paginator[InboxItem] = Paginator(cast(Any, inbox), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
@@ -59,7 +58,6 @@ def queue(request: HttpRequest) -> HttpResponse:
             "kinds": [(name, KIND_LABELS[name], per_kind[name]) for name in KINDS],
             "triggers": [(name, label, per_trigger[name]) for name, label in Trigger.choices],
             "total": sum(per_kind.values()),
-            "kept": kept,
             "trigger_labels": dict(Trigger.choices),
             "kind_labels": KIND_LABELS,
             "mine": requested_by(user, limit=MINE_ROWS),
