@@ -213,8 +213,8 @@ class Inbox:
         if isinstance(index, int):
             return self[index : index + 1][0]
         union = _union(self._arms)
-        if union is None:
-            return []
+        if union is None or (index.stop is not None and index.stop <= (index.start or 0)):
+            return []  # (an empty slice would also empty the first query of the UNION below, and Django drop it)
         compound = len(self._arms) > 1 and connection.features.supports_slicing_ordering_in_compound
         if index.stop is not None and compound:
             # Each kind's query stops at the page's end in its own order, so the database walks the window index

@@ -181,3 +181,9 @@ def test_reading_a_page_costs_the_same_queries_for_three_or_thirty_items(cast):
     for _ in range(27):
         reviewer_error(cast)
     assert read() == few
+
+
+def test_an_empty_inbox_or_an_empty_slice_reads_nothing(cast):
+    assert inbox_for(cast.eddie)[0:0] == [] and inbox_for(cast.eddie)[:25] == []
+    reviewer_error(cast)
+    assert inbox_for(cast.vera)[0:0] == [] and len(inbox_for(cast.vera)[0:25]) == 1
