@@ -218,6 +218,18 @@ def main() -> None:
             f"(min {min(timings) * 1000:.1f}, max {max(timings) * 1000:.1f}; {len(queries)} queries)"
         )
 
+    # A yardstick for a shared machine: the count of the sign-off queue alone (what the queue page counted before
+    # the inbox), so a figure can be read against the load it was measured under.
+    from rollbacks.selectors import queue_for
+
+    vera = User.objects.get(username="vera")
+    timings = []
+    for _ in range(args.runs):
+        begun = time.perf_counter()
+        queue_for(vera).count()
+        timings.append(time.perf_counter() - begun)
+    print(f"{'yardstick: queue_for(vera).count()':34s} median {statistics.median(timings) * 1000:8.1f} ms")
+
 
 if __name__ == "__main__":
     main()
