@@ -19,7 +19,7 @@ class InboxItemSerializer(serializers.Serializer[Any]):
     rollback = serializers.IntegerField()
     step = serializers.IntegerField(allow_null=True, help_text="null where the item is about the whole rollback")
     task = serializers.IntegerField(allow_null=True, help_text="the remediation task (kind `remediation` only)")
-    trigger = serializers.ChoiceField(choices=Trigger.values)
+    trigger = serializers.ChoiceField(choices=Trigger.choices)
     since = serializers.DateTimeField(help_text="since when it waits")
     window_closes_at = serializers.DateTimeField(allow_null=True)
     summary = serializers.CharField(help_text="what is being reversed")
@@ -27,7 +27,7 @@ class InboxItemSerializer(serializers.Serializer[Any]):
 
 class InboxFilterSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=KINDS, required=False)
-    trigger = serializers.ChoiceField(choices=Trigger.values, required=False)
+    trigger = serializers.ChoiceField(choices=Trigger.choices, required=False)
 
 
 class InboxView(generics.ListAPIView[Any]):
