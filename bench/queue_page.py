@@ -1,4 +1,4 @@
-"""How long the console's queue page takes on the server with 100,000 requests waiting, on PostgreSQL.
+"""How long the console's queue page (the inbox) takes on the server with 100,000 requests waiting, on PostgreSQL.
 
     .venv/bin/python bench/queue_page.py                       # its own database rc_bench_queue, 100,000 pending
     .venv/bin/python bench/queue_page.py --pending 20000 --runs 9
@@ -6,9 +6,12 @@
 It (re)creates its own database, migrates it, seeds the people and the demo policy, and then, for speed and in
 this bench only, bulk-creates the rows a real request would have made (one recorded refund per request, the
 pending reviewer_error rollback, its required sign-off row, its step, and the guardian permissions) instead of
-calling request_rollback 100,000 times. It then asks for /console/ as a verifier through Django's test client
-(the whole server side: middleware, selectors, template) and prints the time of each page it measured (first
-page newest first, first page with the window closing first, a later page) with its query count, and the median.
+calling request_rollback 100,000 times. Beside them, one in a hundred of each other kind of inbox item, as the
+workers leave them: paused rollbacks (a cascade to confirm), rollbacks with a failed step, and rollbacks with a
+not-reversible step and its open remediation task, all for verifiers, their windows spread over the same days, so
+the list mixes every kind. It then asks for /console/ as a verifier through Django's test client (the whole server
+side: middleware, selectors, template) and prints the time of each page it measured (the first page, a later page,
+one kind, one trigger) with its query count, and the median.
 """
 
 import argparse
@@ -100,12 +103,65 @@ def seed_pending(count: int) -> None:
             UserObjectPermission(user=bob, permission=view, content_type=rollback_type, object_pk=str(r.pk))
             for r in rollbacks
         )
+    seed_other_kinds(max(count // 100, 1), version_id, shop, alice, bob, now)
     # Spread the filing times as a real queue has them (created_at is auto_now_add on insert).
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("UPDATE rollbacks_rollback SET created_at = now() - (id || ' seconds')::interval")
         cursor.execute("ANALYZE")
+
+
+def seed_other_kinds(count: int, version_id: int, shop, alice, bob, now) -> None:  # type: ignore[no-untyped-def]
+    """`count` each of: a paused reviewer_error (depth 0 done, depth 1 awaiting confirmation), one whose step
+    failed (partially_completed), and one whose step is not reversible with an open remediation task."""
+    from actions.models import Action, ActionState
+    from rollbacks.models import RemediationTask, RequiredSignoff, Rollback, Step
+
+    kinds = [("paused", "awaiting_confirmation"), ("failed", "failed"), ("partially_completed", "not_reversible")]
+    for state, outcome in kinds:
+        actions = Action.objects.bulk_create(
+            Action(
+                integrator=shop,
+                external_id=f"bench-{state}-{i}",
+                action_type="refund.issue",
+                subject=f"customer:{i % 5000}",
+                payload={"amount": "40.00", "currency": "EUR"},
+                executed_at=now - timedelta(minutes=i * 97),
+                approved_by=alice,
+                approved_at=now - timedelta(minutes=i * 97, seconds=30),
+                policy_version_id=version_id,
+                reversibility="full",
+                reversal_method="webhook",
+                window_ends_at=now - timedelta(minutes=i * 97) + timedelta(days=30),
+                amount="40.00",
+                state=ActionState.REVERSAL_FAILED,
+                fingerprint="0" * 64,
+            )
+            for i in range(count)
+        )
+        rollbacks = Rollback.objects.bulk_create(
+            Rollback(
+                trigger="reviewer_error",
+                reason=f"{state} bench rollback {i}",
+                requested_by=bob,
+                state=state,
+                policy_version_id=version_id,
+                max_cascade_depth=0,
+                confirmed_depth=0,
+                plan={"actions": 1, "cascade": 0, "irreversible": 0, "window_expired": 0, "action_ids": [a.pk]},
+                required_signoffs=[{"role": "verifier", "count": 1}],
+                window_closes_at=a.window_ends_at,
+            )
+            for i, a in enumerate(actions)
+        )
+        RequiredSignoff.objects.bulk_create(RequiredSignoff(rollback=r, role="verifier", count=1) for r in rollbacks)
+        steps = Step.objects.bulk_create(
+            Step(rollback=r, action=a, depth=0, outcome=outcome, finished_at=now)
+            for r, a in zip(rollbacks, actions, strict=True)
+        )
+        if outcome == "not_reversible":
+            RemediationTask.objects.bulk_create(RemediationTask(step=s, reason="not_reversible") for s in steps)
 
 
 def main() -> None:
@@ -142,9 +198,10 @@ def main() -> None:
     client = Client()
     client.force_login(User.objects.get(username="vera"))
     pages = {
-        "newest first, page 1": "/console/",
-        "window closing first, page 1": "/console/?sort=urgent",
-        "newest first, page 200": "/console/?page=200",
+        "most urgent first, page 1": "/console/",
+        "most urgent first, page 200": "/console/?page=200",
+        "kind step, page 1": "/console/?kind=step",
+        "trigger reviewer_error, page 3": "/console/?trigger=reviewer_error&page=3",
     }
     for label, url in pages.items():
         client.get(url)  # warm the connection, the policy cache and the template loader
@@ -155,11 +212,23 @@ def main() -> None:
                 response = client.get(url)
                 timings.append(time.perf_counter() - begun)
             assert response.status_code == 200, response.status_code
-            assert response.content.count(b"data-rollback=") == 25
+            assert response.content.count(b"data-inbox-row") == 25, response.content.count(b"data-inbox-row")
         print(
-            f"{label:32s} median {statistics.median(timings) * 1000:8.1f} ms  "
+            f"{label:34s} median {statistics.median(timings) * 1000:8.1f} ms  "
             f"(min {min(timings) * 1000:.1f}, max {max(timings) * 1000:.1f}; {len(queries)} queries)"
         )
+
+    # A yardstick for a shared machine: the count of the sign-off queue alone (what the queue page counted before
+    # the inbox), so a figure can be read against the load it was measured under.
+    from rollbacks.selectors import queue_for
+
+    vera = User.objects.get(username="vera")
+    timings = []
+    for _ in range(args.runs):
+        begun = time.perf_counter()
+        queue_for(vera).count()
+        timings.append(time.perf_counter() - begun)
+    print(f"{'yardstick: queue_for(vera).count()':34s} median {statistics.median(timings) * 1000:8.1f} ms")
 
 
 if __name__ == "__main__":

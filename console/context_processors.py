@@ -1,4 +1,5 @@
-"""The header every console page shows: who is signed in, their roles, and the pages those roles open."""
+"""The header every console page shows: who is signed in, their roles, the pages those roles open, and how many
+items of each kind wait in their inbox."""
 
 from typing import Any
 
@@ -6,7 +7,11 @@ from django.http import HttpRequest
 
 from console.access import console_roles, may_file, may_see_remediation
 from policies.roles import user_roles
+from rollbacks.inbox import KINDS, inbox_counts, may_have_inbox
 from rollbacks.metrics import may_read_metrics
+
+# The header is narrow: the kinds' short names (the queue's tabs spell them out).
+SHORT_KIND_LABELS = {"signoff": "Sign-off", "confirm_cascade": "Confirm", "step": "Steps", "remediation": "Remediation"}
 
 
 def console_header(request: HttpRequest) -> dict[str, Any]:
@@ -14,10 +19,19 @@ def console_header(request: HttpRequest) -> dict[str, Any]:
     if user is None or not user.is_authenticated:
         return {}
     in_console = bool(console_roles(user))
+    has_inbox = in_console and may_have_inbox(user)
+    inbox: list[tuple[str, str, int]] = []
+    if has_inbox:
+        # The queue page counted them already; any other page asks once (one query).
+        counts = getattr(request, "inbox_counts", None) or inbox_counts(user)
+        inbox = [(kind, SHORT_KIND_LABELS[kind], counts[kind]) for kind in KINDS]
     return {
         "header_roles": sorted(user_roles(user)),
+        "inbox_nav": inbox,
+        "inbox_total": sum(count for _, _, count in inbox),
         "nav": {
-            "queue": in_console,
+            "queue": has_inbox,
+            "rollbacks": in_console,
             "actions": in_console,
             "bulk": in_console and may_file(user),
             "remediation": in_console and may_see_remediation(user),

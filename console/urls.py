@@ -1,11 +1,13 @@
 from django.urls import path
 
-from console.views import actions, batch, metrics, queue, remediation, rollbacks, start
+from console.views import actions, batch, metrics, queue, remediation, rollback_list, rollbacks, start
 
 app_name = "console"
 urlpatterns = [
     path("", queue.queue, name="queue"),
     path("start/", start.start, name="start"),
+    path("inbox/counts/", queue.inbox_counts_fragment, name="inbox-counts"),
+    path("rollbacks/", rollback_list.rollback_list, name="rollbacks"),
     path("rollbacks/new/", actions.bulk_rollback, name="bulk"),
     path("rollbacks/decide/", batch.batch_decide, name="batch_decide"),
     path("rollbacks/<int:rollback_id>/", rollbacks.rollback_page, name="rollback"),

@@ -1,6 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from rollbacks.api.inbox import InboxView
 from rollbacks.api.metrics import MetricsView
 
 urlpatterns = [
@@ -8,5 +9,6 @@ urlpatterns = [
     path("", include("actions.api.urls")),
     path("", include("rollbacks.api.urls")),
     path("metrics/", MetricsView.as_view(), name="metrics"),
+    path("inbox/", InboxView.as_view(), name="inbox"),
     path("audit/", include("audit.api.urls")),
 ]

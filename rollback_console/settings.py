@@ -204,6 +204,7 @@ SPECTACULAR_SETTINGS = {
         "ActionStateEnum": "actions.models.ActionState",
         "ReversibilityEnum": "actions.models.Reversibility",
         "RollbackStateEnum": "rollbacks.models.RollbackState",
+        "TriggerEnum": "rollbacks.models.Trigger",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -176,7 +176,15 @@ class Step(models.Model):
                 fields=["rollback", "action"], condition=models.Q(is_loop=False), name="step_one_per_action"
             ),
         ]
-        indexes = [models.Index(fields=["rollback", "depth", "outcome"], name="step_level")]
+        indexes = [
+            models.Index(fields=["rollback", "depth", "outcome"], name="step_level"),
+            # The inbox finds the few steps waiting for a person among millions of finished ones.
+            models.Index(
+                fields=["rollback"],
+                condition=models.Q(outcome__in=sorted(NEEDS_PERSON_OUTCOMES)),
+                name="step_needs_person",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"step {self.pk} of rollback {self.rollback_id}: action {self.action_id} {self.outcome}"
@@ -286,6 +294,8 @@ class RemediationTask(models.Model):
 
     class Meta:
         ordering = ["done_at", "-created_at"]
+        # The inbox and the remediation page read the open tasks only.
+        indexes = [models.Index(fields=["step"], condition=models.Q(done_at__isnull=True), name="remediation_open")]
 
     def __str__(self) -> str:
         return f"{self.reason} for step {self.step_id}"

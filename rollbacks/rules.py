@@ -12,22 +12,36 @@ those facts: the service under its lock, the console from what it prefetched, wi
              `confirm_refusal`, `retry_refusal`, `resolve_refusal` (when); `authorize_carry_on` audits a refusal
 - see:       `oversees_rollbacks` (remediation and metrics pages); a single rollback is seen through its object
              permission (`rollbacks.selectors.get_rollback_for`)
+- in SQL:    `carry_on_sql`, `confirmable_sql`, `step_needs_person_sql`, `remediation_open_sql`: the same answers
+             as conditions on a query, for lists of many rollbacks at once (the inbox); change both together
 """
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from django.db.models import Exists, OuterRef, Q
+
 from audit.services import actor_name, record_standalone_event
 from policies.manifest import Manifest
 from policies.roles import AUDITOR, user_roles
 from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Conflict, DomainError, Forbidden
-from rollbacks.models import NEEDS_PERSON_OUTCOMES, Rollback, RollbackState, Step, StepOutcome, Trigger
+from rollbacks.models import (
+    NEEDS_PERSON_OUTCOMES,
+    RequiredSignoff,
+    Rollback,
+    RollbackState,
+    Step,
+    StepOutcome,
+    Trigger,
+)
 
 _S = RollbackState
 _O = StepOutcome
 
+# A paused rollback's cascade may be confirmed (continued one level or more).
+CONFIRMABLE_STATES = frozenset({_S.PAUSED})
 # A request may be called off until execution starts.
 CANCELLABLE_STATES = frozenset({_S.PENDING_AUTHORIZATION, _S.AUTHORIZED})
 # A person may retry or resolve a step once execution has started and the rollback is not waiting for sign-off.
@@ -213,7 +227,7 @@ def authorize_carry_on(user: Any, rollback_id: int, operation: str) -> None:
 
 
 def confirm_refusal(rollback: Rollback) -> Refusal | None:
-    if rollback.state != _S.PAUSED:
+    if rollback.state not in CONFIRMABLE_STATES:
         return Refusal(
             f"Only a paused rollback's cascade can be confirmed; this one is {rollback.state}.", 409, "state"
         )
@@ -239,6 +253,44 @@ def may_resolve(rollback: Rollback, step: Step) -> bool:
     closes its open tasks (always); closing a task resolves its step too when this holds, and otherwise only
     closes the task (the step already moved on: retried, or the rollback ended). The pages say which will happen."""
     return rollback.state in STARTED_STATES and step.outcome in RESOLVABLE_OUTCOMES
+
+
+# The same answers in SQL, for many rollbacks in one query. `to_rollback` is the path from the queried model to
+# its rollback: "" for Rollback, "rollback__" for Step, "step__rollback__" for RemediationTask.
+
+
+def carry_on_sql(user: Any, to_rollback: str = "") -> Q:
+    """carry_on_refusal is None, as a condition: a holder of one of the rollback's sign-off roles (its
+    RequiredSignoff rows are exactly signing_roles) who did not request it and, for `reviewer_error`, approved
+    none of the actions it reverses. No list of ids: the parameters stay the same whatever the number of rows."""
+    roles = sorted(user_roles(user))
+    if not roles:
+        return Q(pk__in=[])
+    rollback_id = OuterRef(f"{to_rollback}id")
+    holds_role = RequiredSignoff.objects.filter(rollback=rollback_id, role__in=roles)
+    approved_error = Step.objects.filter(
+        rollback=rollback_id,
+        rollback__trigger=Trigger.REVIEWER_ERROR,
+        depth=0,
+        is_loop=False,
+        action__approved_by_id=user.pk,
+    )
+    return Q(Exists(holds_role)) & ~Q(**{f"{to_rollback}requested_by_id": user.pk}) & ~Q(Exists(approved_error))
+
+
+def confirmable_sql(to_rollback: str = "") -> Q:
+    """confirm_refusal is None."""
+    return Q(**{f"{to_rollback}state__in": sorted(CONFIRMABLE_STATES)})
+
+
+def step_needs_person_sql() -> Q:
+    """On Step: retry_refusal or resolve_refusal is None (a person may do one of them now)."""
+    return Q(rollback__state__in=sorted(STARTED_STATES), outcome__in=sorted(RETRYABLE_OUTCOMES | RESOLVABLE_OUTCOMES))
+
+
+def remediation_open_sql() -> Q:
+    """On RemediationTask: it may be closed (complete_remediation refuses a task done already)."""
+    return Q(done_at__isnull=True)
 
 
 def roles_text(roles: Iterable[str]) -> str:

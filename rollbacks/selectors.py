@@ -5,13 +5,10 @@ the groups of the roles that sign it. Auditors (and anyone holding the model-lev
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import django_filters
-from django.db.models import Count, Exists, F, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
@@ -201,21 +198,6 @@ def get_remediation_task_for(user: Any, task_id: int) -> RemediationTask:
     return task
 
 
-def with_approval_counts(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
-    """The rollbacks with their requester and `approvals` (approving sign-offs so far), in the same query: a
-    correlated subquery the database computes for the rows it returns only, so a page of a long queue costs the
-    same with a hundred or a hundred thousand waiting."""
-    approvals = (
-        SignOff.objects.filter(rollback=OuterRef("pk"), decision=SignoffDecision.APPROVE)
-        .values("rollback")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    return rollbacks.select_related("requested_by").annotate(
-        approvals=Coalesce(Subquery(approvals, output_field=IntegerField()), 0)
-    )
-
-
 def rollbacks_of_action(action_id: int) -> list[dict[str, Any]]:
     """Every rollback that includes the action, from the moment it is requested, with this action's step
     outcome (its own step, not a loop arrival's, when it has both); one query. For whoever may see the action:
@@ -237,49 +219,6 @@ def rollbacks_of_action(action_id: int) -> list[dict[str, Any]]:
                 "outcome": step.outcome,
             }
     return list(rollbacks.values())
-
-
-@dataclass(frozen=True)
-class QueueView:
-    """The queue as a page shows it: the rows the filters keep, ordered and with their approval counts, the
-    number of waiting requests per trigger (before the filters, for the tabs), and how many rows were kept."""
-
-    rows: QuerySet[Rollback]
-    counts: dict[str, int]
-    kept: int
-
-
-def queue_view(
-    user: Any,
-    *,
-    trigger: str | None = None,
-    state: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    urgent: bool = False,
-) -> QueueView:
-    """queue_for, filtered and ordered (newest first, or the window closing first when `urgent`); one query for
-    the counts, and the rows when they are read."""
-    waiting = queue_for(user)
-    chosen = Q()
-    if trigger:
-        chosen &= Q(trigger=trigger)
-    if state:
-        chosen &= Q(state=state)
-    if created_after is not None:
-        chosen &= Q(created_at__gte=created_after)
-    if created_before is not None:
-        chosen &= Q(created_at__lt=created_before)
-    # One pass gives the tabs' counts and the number of rows the filters keep (the paginator's count).
-    per_trigger = waiting.order_by().values_list("trigger").annotate(n=Count("id"), kept=Count("id", filter=chosen))
-    counts = {name: n for name, n, _ in per_trigger}
-    kept = sum(row[2] for row in per_trigger)
-    rows = with_approval_counts(waiting.filter(chosen))
-    if urgent:
-        rows = rows.order_by(F("window_closes_at").asc(nulls_last=True), "-created_at", "-id")
-    else:
-        rows = rows.order_by("-created_at", "-id")
-    return QueueView(rows=rows, counts=counts, kept=kept)
 
 
 def requested_by(user: Any, *, limit: int) -> list[Rollback]:
@@ -323,6 +262,26 @@ class RollbackListFilter(RollbackFilter):
 
     def _rows_chosen_already(self, queryset: QuerySet[Rollback], name: str, value: str) -> QuerySet[Rollback]:
         return queryset
+
+
+MAX_SEARCH_LENGTH = 255
+
+
+def rollbacks_found_for(user: Any, filters: RollbackFilter, search: str = "") -> QuerySet[Rollback]:
+    """The console's Rollbacks page: every rollback `user` may see, filtered by `filters` (already valid: its
+    state and trigger) and by `search` (a rollback's id, or words of its reason, reference or requester's name),
+    with the requester, newest first."""
+    rollbacks: QuerySet[Rollback] = filters.filter_queryset(rollbacks_visible_to(user))
+    search = search.strip()[:MAX_SEARCH_LENGTH]
+    if search:
+        found = (
+            Q(reason__icontains=search) | Q(reference__icontains=search) | Q(requested_by__username__icontains=search)
+        )
+        number = search.removeprefix("#")
+        if number.isascii() and number.isdigit() and 0 < int(number) <= MAX_ID:
+            found |= Q(pk=int(number))
+        rollbacks = rollbacks.filter(found)
+    return rollbacks.select_related("requested_by").order_by("-created_at", "-id")
 
 
 def rollbacks_listed_for(user: Any, filters: RollbackListFilter) -> QuerySet[Rollback]:

@@ -129,3 +129,9 @@ def pretty_json(text: str) -> str:
         return json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False)
     except ValueError:
         return text
+
+
+@register.filter
+def get_kind(labels: dict[str, str], kind: str) -> str:
+    """An inbox kind's label from the view's mapping."""
+    return labels.get(kind, kind)

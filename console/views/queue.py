@@ -1,91 +1,72 @@
-"""The queue: rollbacks waiting for a role the signer holds, newest or most urgent first."""
+"""The queue: the person's inbox (rollbacks.inbox), most urgent first, with counts per kind and trigger."""
 
-from datetime import timedelta
 from typing import Any, cast
 
+from django import forms
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.utils import timezone
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from console.access import console_page
-from rollbacks.models import Rollback, RollbackState, Trigger
-from rollbacks.selectors import RollbackFilter, queue_view, requested_by
+from rollbacks.inbox import KIND_LABELS, KINDS, Inbox, InboxItem, may_have_inbox
+from rollbacks.models import Trigger
+from rollbacks.selectors import requested_by
 
 PAGE_SIZE = 25
 MINE_ROWS = 5
-# age choice -> (label, newer (True) or older than, how long ago)
-AGES = {
-    "1h": ("newer than an hour", True, timedelta(hours=1)),
-    "24h": ("newer than a day", True, timedelta(days=1)),
-    "old": ("older than a day", False, timedelta(days=1)),
-    "week": ("older than a week", False, timedelta(days=7)),
-}
-SORTS = {"newest": "newest first", "urgent": "window closing first"}
 
 
-class CountedRows:
-    """The page's rows with their number already known, so the paginator does not count them again."""
+class InboxFilterForm(forms.Form):
+    """The filters the list can hold: the API's `kind` and `trigger`. A value it refuses is ignored here (the
+    page stays usable), as the API answers it with 400."""
 
-    def __init__(self, rows: QuerySet[Rollback], count: int):
-        self.rows, self.total = rows, count
+    kind = forms.ChoiceField(choices=[("", "any"), *KIND_LABELS.items()], required=False)
+    trigger = forms.ChoiceField(choices=[("", "any"), *Trigger.choices], required=False)
 
-    def count(self) -> int:
-        return self.total
 
-    def __len__(self) -> int:
-        return self.total
-
-    def __getitem__(self, index: slice) -> list[Rollback]:
-        return list(self.rows[index])
+def chosen_filters(request: HttpRequest) -> tuple[str, str]:
+    form = InboxFilterForm(request.GET)
+    form.is_valid()
+    data = getattr(form, "cleaned_data", {})
+    return data.get("kind") or "", data.get("trigger") or ""
 
 
 @require_GET
 @console_page()
 def queue(request: HttpRequest) -> HttpResponse:
     user = request.user
-    # The API's filters, parsed by the same class; a value it would refuse is ignored here (the tabs stay usable).
-    filters = RollbackFilter(request.GET)
-    filters.is_valid()
-    trigger = filters.form.cleaned_data.get("trigger") or ""
-    state = filters.form.cleaned_data.get("state") or ""
-    age = request.GET.get("age", "")
-    sort = request.GET.get("sort", "newest")
-    if sort != "urgent":
-        sort = "newest"
-    after = before = None
-    if age in AGES:
-        _, newer, span = AGES[age]
-        after, before = (timezone.now() - span, None) if newer else (None, timezone.now() - span)
-    queue = queue_view(
-        user,
-        trigger=trigger or None,
-        state=state or None,
-        created_after=after,
-        created_before=before,
-        urgent=sort == "urgent",
-    )
-    counts = queue.counts
-    # CountedRows is the part of a sequence the paginator uses; the stubs ask for a whole Sequence.
-    paginator: Paginator[Rollback] = Paginator(cast(Any, CountedRows(queue.rows, queue.kept)), PAGE_SIZE)
+    if not may_have_inbox(user):
+        # Nothing can ever wait for them (an auditor, a reviewer): the list of what they may see instead.
+        return redirect("console:rollbacks")
+    kind, trigger = chosen_filters(request)
+    inbox = Inbox(user, kind=kind or None, trigger=trigger or None)
+    counts = inbox.counts_by_trigger()
+    per_kind = inbox.counts()
+    request.inbox_counts = per_kind  # type: ignore[attr-defined]  # the header's counts, without asking again
+    per_trigger = {name: sum(counts[k].get(name, 0) for k in KINDS if kind in ("", k)) for name in Trigger.values}
+    # Inbox is the part of a sequence the paginator uses (count and slices); the stubs ask for a whole Sequence.
+    paginator: Paginator[InboxItem] = Paginator(cast(Any, inbox), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    mine = requested_by(user, limit=MINE_ROWS)
     return render(
         request,
         "console/queue.html",
         {
             "page": page,
-            "counts": [(name, label, counts.get(name, 0)) for name, label in Trigger.choices],
-            "total": sum(counts.values()),
+            "kind": kind,
             "trigger": trigger,
-            "state": state,
-            "age": age,
-            "sort": sort,
-            "ages": [(key, label) for key, (label, _, _) in AGES.items()],
-            "sorts": SORTS.items(),
-            "states": RollbackState.values,
-            "mine": mine,
+            "kinds": [(name, KIND_LABELS[name], per_kind[name]) for name in KINDS],
+            "triggers": [(name, label, per_trigger[name]) for name, label in Trigger.choices],
+            "total": sum(per_kind.values()),
+            "trigger_labels": dict(Trigger.choices),
+            "kind_labels": KIND_LABELS,
+            "mine": requested_by(user, limit=MINE_ROWS),
         },
     )
+
+
+@require_GET
+@console_page()
+def inbox_counts_fragment(request: HttpRequest) -> HttpResponse:
+    """The header's counts alone, for htmx to poll, so they stay live without a reload."""
+    return render(request, "console/_inbox_counts.html")

@@ -7,7 +7,15 @@ from audit.models import AuditEvent
 
 from .conftest import record
 
-PAGES = ["console:queue", "console:actions", "console:bulk", "console:remediation", "console:metrics"]
+PAGES = [
+    "console:queue",
+    "console:rollbacks",
+    "console:inbox-counts",
+    "console:actions",
+    "console:bulk",
+    "console:remediation",
+    "console:metrics",
+]
 
 
 @pytest.mark.django_db
@@ -57,7 +65,7 @@ def test_the_header_names_the_person_and_their_roles_and_only_their_pages(cast, 
     assert 'data-testid="signed-in-as">lex<' in html
     assert ">Executive<" in html and ">Legal<" in html
     assert reverse("console:metrics") in html
-    reviewer_html = browser_for(cast.alice).get(reverse("console:queue")).content.decode()
+    reviewer_html = browser_for(cast.alice).get(reverse("console:rollbacks")).content.decode()
     assert reverse("console:metrics") not in reviewer_html
     assert reverse("console:actions") in reviewer_html
     verifier_html = browser_for(cast.vera).get(reverse("console:queue")).content.decode()
@@ -120,6 +128,8 @@ def test_opening_every_page_changes_nothing(cast, browser_for, reviewer_error):
     action_id = reviewer_error.plan["action_ids"][0]
     urls = [
         reverse("console:queue"),
+        reverse("console:rollbacks"),
+        reverse("console:inbox-counts"),
         reverse("console:actions"),
         reverse("console:action", args=[action_id]),
         reverse("console:bulk"),
@@ -151,7 +161,17 @@ def test_other_posts_without_the_csrf_token_are_refused(cast, browser_for, name)
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("page", ["console:queue", "console:actions", "console:bulk", "console:metrics"])
+@pytest.mark.parametrize(
+    "page",
+    [
+        "console:queue",
+        "console:rollbacks",
+        "console:inbox-counts",
+        "console:actions",
+        "console:bulk",
+        "console:metrics",
+    ],
+)
 def test_pages_answer_other_methods_with_405(cast, page):
     from django.test import Client
 
