@@ -12,6 +12,8 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from policies.services import load_policy
 from rollback_console.celery import app as celery_app
@@ -354,3 +356,17 @@ def test_under_a_policy_without_reminders_nothing_is_reminded(cast, mailoutbox, 
     announce_and_send()
 
     assert mailoutbox == []
+
+
+def test_a_run_with_nothing_new_costs_the_same_queries_however_many_items_wait(cast):
+    def queries_of_a_quiet_run() -> int:
+        announcements.announce_inbox_items()  # announces what is new
+        with CaptureQueriesContext(connection) as run:
+            assert announcements.announce_inbox_items() == []
+        return len(run.captured_queries)
+
+    reviewer_error(cast)
+    few = queries_of_a_quiet_run()
+    for _ in range(5):
+        reviewer_error(cast)
+    assert queries_of_a_quiet_run() == few <= 20
