@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models import CharField, DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.urls import reverse
 from django.utils import timezone
@@ -112,11 +112,16 @@ def announce_inbox_items(now: datetime | None = None) -> list[int]:
         _announce(item, _P.NEW, manifest)
     for trigger, policy in manifest.triggers.items():
         if policy.remind_after is not None:
-            for announcement in _due(_P.REMINDER, trigger, since__lte=now - policy.remind_after):
+            # Counted from the announcement: an item found late (a backlog, a new policy) is not announced and
+            # reminded in the same minute.
+            for announcement in _due(_P.REMINDER, trigger, created_at__lte=now - policy.remind_after):
                 _follow_up(announcement, _P.REMINDER, manifest, now)
+        warn = policy.warn_before_window
         closing = {
             "rollback__window_closes_at__gt": now,
-            "rollback__window_closes_at__lte": now + policy.warn_before_window,
+            "rollback__window_closes_at__lte": now + warn,
+            # A request announced already inside the warning period said so in its first email (compose).
+            "created_at__lt": ExpressionWrapper(F("rollback__window_closes_at") - warn, output_field=DateTimeField()),
         }
         for announcement in _due(_P.WINDOW_WARNING, trigger, kind=_K.SIGNOFF, **closing):
             _follow_up(announcement, _P.WINDOW_WARNING, manifest, now)
@@ -274,7 +279,8 @@ def _announce(item: Item, purpose: str, manifest: Manifest) -> list[int]:
     """Write the item's announcement for `purpose` and its deliveries, once; the ids of the deliveries written
     (none when another run wrote the announcement first)."""
     people = people_for(item)
-    subject, body = compose(item, purpose)
+    trigger = manifest.triggers.get(item.rollback.trigger)
+    subject, body = compose(item, purpose, warn_before_window=trigger.warn_before_window if trigger else None)
     chat = (
         manifest.chat_webhook_env if manifest.chat_webhook_env and os.environ.get(manifest.chat_webhook_env) else None
     )
@@ -325,8 +331,9 @@ def _announce(item: Item, purpose: str, manifest: Manifest) -> list[int]:
 # What they read
 
 
-def compose(item: Item, purpose: str) -> tuple[str, str]:
-    """The subject and the text of an announcement (the email's body, and the chat's `text` after the subject)."""
+def compose(item: Item, purpose: str, *, warn_before_window: timedelta | None = None) -> tuple[str, str]:
+    """The subject and the text of an announcement (the email's body, and the chat's text). A request announced
+    when its window closes within `warn_before_window` says so at once (no separate warning follows)."""
     rollback = item.rollback
     trigger = rollback.trigger.replace("_", " ")
     headlines: dict[str, str] = {
@@ -336,6 +343,14 @@ def compose(item: Item, purpose: str) -> tuple[str, str]:
         _K.REMEDIATION: f"Rollback #{rollback.pk} ({trigger}): a remediation task is open",
     }
     headline = headlines[item.kind]
+    closes_soon = (
+        item.kind == _K.SIGNOFF
+        and rollback.window_closes_at is not None
+        and warn_before_window is not None
+        and rollback.window_closes_at <= timezone.now() + warn_before_window
+    )
+    if closes_soon and purpose == _P.NEW and rollback.window_closes_at is not None:
+        headline += f"; its reversal window closes {rollback.window_closes_at.strftime('%Y-%m-%d %H:%M UTC')}"
     if purpose == _P.REMINDER:
         headline = f"Reminder: {headline}"
     elif purpose == _P.WINDOW_WARNING and rollback.window_closes_at is not None:

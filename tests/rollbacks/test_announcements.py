@@ -370,3 +370,34 @@ def test_a_run_with_nothing_new_costs_the_same_queries_however_many_items_wait(c
     for _ in range(5):
         reviewer_error(cast)
     assert queries_of_a_quiet_run() == few <= 20
+
+
+def test_a_request_filed_inside_the_warning_period_says_so_at_once_and_is_not_warned_again(cast, mailoutbox, clock):
+    action = record(cast.shop, executed_at=T0 - timedelta(days=30) + timedelta(hours=10))  # closes in 10 hours
+    rollback = services.request_rollback(
+        requester=cast.shop, trigger="customer_request", reason="the customer asked", actions=[action.pk]
+    )
+    announce_and_send()
+    clock.move_to(T0 + timedelta(hours=1))
+    announce_and_send()
+
+    assert mailed(mailoutbox) == [
+        (
+            "carl@example.com",
+            f"Rollback #{rollback.pk} (customer request) waits for your sign-off; "
+            "its reversal window closes 2026-12-01 19:00 UTC",
+        )
+    ]
+
+
+def test_a_reminder_counts_from_when_the_item_was_announced(cast, mailoutbox, clock):
+    rollback = reviewer_error(cast)
+    clock.move_to(T0 + timedelta(hours=5))  # beat was down: the request is found five hours late
+    announce_and_send()
+    assert [subject for _, subject in mailed(mailoutbox)] == [
+        f"Rollback #{rollback.pk} (reviewer error) waits for your sign-off"
+    ] * 2
+
+    clock.move_to(T0 + timedelta(hours=9, minutes=1))
+    announce_and_send()
+    assert len(mailoutbox) == 4
