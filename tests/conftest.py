@@ -87,8 +87,13 @@ def announcements_queued(monkeypatch) -> SimpleNamespace:  # type: ignore[no-unt
     """Announcing is queued after commit (rollbacks.dispatch) by every transition that opens an inbox item: the
     tests record it here instead of reaching a broker, and tests/rollbacks/test_announcements.py runs it."""
     queued = SimpleNamespace(runs=[], deliveries=[])
-    monkeypatch.setattr(tasks.announce_inbox_items_task, "delay", lambda: queued.runs.append(1))
-    monkeypatch.setattr(tasks.send_announcement_task, "delay", queued.deliveries.append)
+    # On the task objects, not on the proxies shared_task returns: a test that builds another Celery app (a real
+    # worker's) makes the proxies point elsewhere before this is undone.
+    announce, send = (
+        task._get_current_object() for task in (tasks.announce_inbox_items_task, tasks.send_announcement_task)
+    )
+    monkeypatch.setattr(announce, "delay", lambda: queued.runs.append(1))
+    monkeypatch.setattr(send, "delay", queued.deliveries.append)
     return queued
 
 
