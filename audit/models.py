@@ -28,6 +28,8 @@ class AuditEvent(models.Model):
     - rollback.step.refused, rollback.communication.refused, rollback.run_refused (a worker refused a message)
     - communication.sent, communication.failed, communication.attempt
     - integrator_event.sent, integrator_event.attempt, integrator_event.failed (an integrator told of a decision)
+    - announcement.opened (an inbox item announced to its people), announcement.sent, announcement.attempt,
+      announcement.failed, announcement.withdrawn (one per message), announcement.refused (a task naming none)
     - remediation.opened, remediation.done
     - token.issued, token.revoked
     """

@@ -22,6 +22,9 @@ from policies.methods import METHODS
 from policies.roles import AUDIENCES, ROLES, TRIGGERS
 
 DEFAULT_MAX_CASCADE_DEPTH = 3
+# Signers of a pending request are warned this long before its earliest reversal window closes, unless the
+# trigger says otherwise (the contract's "People are told").
+DEFAULT_WARN_BEFORE_WINDOW = timedelta(hours=24)
 # Bounds that keep a manifest's numbers inside what the columns and Python hold: a rollback's depths and a
 # sign-off count are small integer columns (and confirm-cascade accepts depths up to 1,000), and a duration
 # past datetime's range would overflow when added to a time.
@@ -85,6 +88,10 @@ class TriggerPolicy:
     max_cascade_depth: int
     notify: tuple[str, ...]
     reference_required: bool
+    # Announcements: a still-pending item is announced once more after `remind_after` (None: never); signers
+    # of a pending request are warned once `warn_before_window` before its earliest window closes.
+    remind_after: timedelta | None = None
+    warn_before_window: timedelta = DEFAULT_WARN_BEFORE_WINDOW
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,8 @@ class Manifest:
     action_types: Mapping[str, ActionTypePolicy]
     triggers: Mapping[str, TriggerPolicy]
     window_expired_signoffs: tuple[SignoffRequirement, ...]
+    # [people] chat_webhook_env: the environment variable holding the chat's incoming-webhook URL (None: no chat).
+    chat_webhook_env: str | None = None
 
     def action_type(self, name: str) -> ActionTypePolicy | None:
         return self.action_types.get(name)
@@ -308,7 +317,11 @@ def _toml_path(parts: Any) -> str:
 
 def build_manifest(raw: Mapping[str, Any]) -> Manifest:
     check = _Checker()
-    check.unknown("", raw, {"version", "integrators", "communications", "action_types", "triggers", "window_expired"})
+    check.unknown(
+        "",
+        raw,
+        {"version", "integrators", "communications", "action_types", "triggers", "window_expired", "people"},
+    )
     version = raw.get("version")
     if not isinstance(version, str) or not version:
         check.error("version", "a non-empty string label is required")
@@ -321,6 +334,7 @@ def build_manifest(raw: Mapping[str, Any]) -> Manifest:
     window_expired_signoffs = check.signoffs(
         "window_expired.extra_signoffs", window_expired_raw.get("extra_signoffs"), required=False
     )
+    chat_webhook_env = _read_people(check, raw)
     if check.errors:
         raise ManifestError(check.errors)
     return Manifest(
@@ -330,7 +344,20 @@ def build_manifest(raw: Mapping[str, Any]) -> Manifest:
         action_types=action_types,
         triggers=triggers,
         window_expired_signoffs=window_expired_signoffs,
+        chat_webhook_env=chat_webhook_env,
     )
+
+
+def _read_people(check: _Checker, raw: Mapping[str, Any]) -> str | None:
+    people = check.table("people", raw.get("people", {}))
+    check.unknown("people", people, {"chat_webhook_env"})
+    name = people.get("chat_webhook_env")
+    if name is None:
+        return None
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+        check.error("people.chat_webhook_env", "must be the name of an environment variable, such as CHAT_WEBHOOK_URL")
+        return None
+    return name
 
 
 def _read_integrators(check: _Checker, raw: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -443,16 +470,21 @@ def _read_reversal(
 
 
 def _read_window(check: _Checker, path: str, window_text: Any) -> timedelta | None:
-    if window_text is None:
+    return _read_duration(check, f"{path}.window", window_text)
+
+
+def _read_duration(check: _Checker, path: str, text: Any) -> timedelta | None:
+    """An optional duration at `path`; a malformed or too long one is reported and read as none."""
+    if text is None:
         return None
     try:
-        window = parse_duration(window_text) if isinstance(window_text, str) else None
-        if window is None:
+        duration = parse_duration(text) if isinstance(text, str) else None
+        if duration is None:
             raise ValueError('must be a string such as "30d"')
     except ValueError as exc:
-        check.error(f"{path}.window", str(exc))
+        check.error(path, str(exc))
         return None
-    return window
+    return duration
 
 
 def _read_compensations(check: _Checker, path: str, items: Any) -> list[Compensation]:
@@ -485,7 +517,19 @@ def _read_triggers(check: _Checker, raw: Mapping[str, Any]) -> dict[str, Trigger
 
 def _read_trigger(check: _Checker, path: str, name: str, value: Any) -> TriggerPolicy:
     table = check.table(path, value)
-    check.unknown(path, table, {"signoffs", "requested_by", "max_cascade_depth", "notify", "reference_required"})
+    check.unknown(
+        path,
+        table,
+        {
+            "signoffs",
+            "requested_by",
+            "max_cascade_depth",
+            "notify",
+            "reference_required",
+            "remind_after",
+            "warn_before_window",
+        },
+    )
     requested_by = check.strings(f"{path}.requested_by", table.get("requested_by"))
     for index, role in enumerate(requested_by):
         if role not in ROLES:
@@ -511,4 +555,7 @@ def _read_trigger(check: _Checker, path: str, name: str, value: Any) -> TriggerP
         max_cascade_depth=depth,
         notify=notify,
         reference_required=reference_required,
+        remind_after=_read_duration(check, f"{path}.remind_after", table.get("remind_after")),
+        warn_before_window=_read_duration(check, f"{path}.warn_before_window", table.get("warn_before_window"))
+        or DEFAULT_WARN_BEFORE_WINDOW,
     )

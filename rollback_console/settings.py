@@ -244,6 +244,7 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit-since-checkpoint": {"task": "audit.tasks.verify_audit_trail", "schedule": 600.0},
     "flush-access-failures": {"task": "audit.tasks.flush_access_failures", "schedule": 60.0},
     "resume-stalled-rollbacks": {"task": "rollbacks.tasks.resume_stalled_rollbacks", "schedule": 60.0},
+    "announce-inbox-items": {"task": "rollbacks.tasks.announce_inbox_items", "schedule": 60.0},
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
@@ -260,6 +261,8 @@ AUDIT_ANCHOR_PATH = env_str("AUDIT_ANCHOR_PATH", str(VAR_DIR / "audit-anchors.js
 AUDIT_ANCHOR_URL = env_str("AUDIT_ANCHOR_URL", "")
 AUDIT_ANCHOR_SECRET = env_str("AUDIT_ANCHOR_SECRET", "")
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
+# Where people open the console: announcements link each item's page under it.
+CONSOLE_BASE_URL = env_str("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5)
 IDEMPOTENCY_KEY_TTL = timedelta(hours=24)

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from rollbacks.models import Communication, CommunicationStatus, IntegratorEvent
+from rollbacks.models import AnnouncementDelivery, Communication, CommunicationStatus, IntegratorEvent
 
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 60.0
@@ -31,9 +31,10 @@ def retry_delay(attempts: int) -> float:
 
 
 def settle_attempt(
-    message: Communication | IntegratorEvent, error: str | None, transient: bool
+    message: Communication | IntegratorEvent | AnnouncementDelivery, error: str | None, transient: bool
 ) -> tuple[str, float | None]:
-    """Record how one attempt at a message (a communication or an integrator event, locked by the caller) ended:
+    """Record how one attempt at a message (a communication, an integrator event or an announcement's delivery,
+    locked by the caller) ended:
     `sent`, `attempt` (transient, tried again after the returned delay, up to NOTIFY_MAX_ATTEMPTS) or `failed`."""
     retry_in = None
     if error is None:

@@ -231,8 +231,14 @@ def _email(communication: Communication) -> tuple[str | None, bool]:
         + (f"Reference: {rollback.reference}\n" if rollback.reference else "")
         + f"Steps by outcome:\n{summary}\n"
     )
+    return deliver_email(subject, body, communication.recipients)
+
+
+def deliver_email(subject: str, body: str, recipients: list[str]) -> tuple[str | None, bool]:
+    """Hand one email to the mail server: (None, _) when it accepted it, else (the error, whether trying again
+    may help). Shared with rollbacks.announcements."""
     try:
-        accepted = send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, communication.recipients)
+        accepted = send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         return f"recipients refused: {json.dumps({k: v[0] for k, v in exc.recipients.items()})}", min(codes) < 500

@@ -17,6 +17,8 @@ EXECUTE_STEPS = "rollbacks.tasks.execute_steps"
 SEND_COMMUNICATION = "rollbacks.tasks.send_communication"
 RESUME_STALLED_ROLLBACKS = "rollbacks.tasks.resume_stalled_rollbacks"
 SEND_INTEGRATOR_EVENTS = "rollbacks.tasks.send_integrator_events"
+ANNOUNCE_INBOX_ITEMS = "rollbacks.tasks.announce_inbox_items"
+SEND_ANNOUNCEMENT = "rollbacks.tasks.send_announcement"
 
 # Steps per task: large enough that queueing costs little per step, small enough that two workers share a level.
 BATCH_SIZE = 50
@@ -41,3 +43,14 @@ def queue_communications(communication_ids: list[int]) -> None:
 def queue_integrator_events(rollback_id: int) -> None:
     """Send the rollback's pending integrator events, in order, once the current transaction commits."""
     transaction.on_commit(lambda: app.tasks[SEND_INTEGRATOR_EVENTS].delay(rollback_id))
+
+
+def queue_announcing() -> None:
+    """Announce what entered people's inboxes once the current transaction commits. Beat does the same every
+    minute (settings.CELERY_BEAT_SCHEDULE), so this nudge only makes it sooner: a lost one costs a minute."""
+    transaction.on_commit(lambda: app.tasks[ANNOUNCE_INBOX_ITEMS].delay())
+
+
+def queue_announcement_deliveries(delivery_ids: list[int]) -> None:
+    """Send announcements' messages once the current transaction commits."""
+    transaction.on_commit(lambda: [app.tasks[SEND_ANNOUNCEMENT].delay(pk) for pk in delivery_ids])

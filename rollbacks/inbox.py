@@ -13,28 +13,23 @@ The four queries are put together as one UNION ALL, so a page of the inbox is on
 the summaries of the page's items three more, whatever the number of items.
 """
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, overload
 
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import BigIntegerField, Exists, F, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Cast, Coalesce
 
 from actions.models import Action
 from policies.roles import user_roles
-from rollbacks.models import RemediationTask, Rollback, RollbackState, SignoffDecision, Step, Trigger
+from rollbacks.models import RemediationTask, Rollback, Step
 from rollbacks.rules import (
-    CONFIRMABLE_STATES,
     carry_on_sql,
     confirmable_sql,
-    missing_roles,
     remediation_open_sql,
-    signing_roles,
     signs_under_current_policy,
     step_needs_person_sql,
 )
@@ -78,30 +73,6 @@ def may_have_inbox(user: Any) -> bool:
     """Only holders of a role that signs some rollback under the current policy ever have anything in the inbox
     (every kind needs a sign-off role of the rollback); others have no queue to land on."""
     return signs_under_current_policy(user)
-
-
-def people_who_may_act(rollback: Rollback, kind: str) -> QuerySet[Any]:
-    """The reverse of inbox_for: the active accounts in whose inbox this rollback's item of `kind` is (or would be,
-    for `step` and `remediation`, whose items exist only while a step or a task waits). The same rules: a sign-off
-    role still missing that they hold for `signoff` (not if they signed), any of its sign-off roles for the other
-    kinds; never the requester; for `reviewer_error`, never an approver of an action it reverses. None when the
-    rollback is in no state for the kind (a sign-off once decided, a confirmation once running)."""
-    people = get_user_model().objects.filter(is_active=True)
-    if kind == SIGNOFF:
-        if rollback.state != RollbackState.PENDING_AUTHORIZATION:
-            return people.none()
-        approvals = Counter(rollback.signoffs.filter(decision=SignoffDecision.APPROVE).values_list("role", flat=True))
-        roles = missing_roles(rollback, approvals)
-        people = people.exclude(signoffs__rollback=rollback)
-    elif kind == CONFIRM_CASCADE and rollback.state not in CONFIRMABLE_STATES:
-        return people.none()
-    else:
-        roles = sorted(signing_roles(rollback))
-    people = people.filter(groups__name__in=roles).exclude(pk=rollback.requested_by_id)
-    if rollback.trigger == Trigger.REVIEWER_ERROR:
-        approvers = Step.objects.filter(rollback=rollback, depth=0, is_loop=False).values("action__approved_by_id")
-        people = people.exclude(pk__in=approvers)
-    return people.distinct().order_by("username")
 
 
 def _null() -> Cast:

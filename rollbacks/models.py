@@ -316,3 +316,109 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status_code})"
+
+
+class AnnouncementKind(models.TextChoices):
+    """The kinds of inbox item a person is told of (the contract's "The inbox")."""
+
+    SIGNOFF = "signoff"
+    CONFIRM_CASCADE = "confirm_cascade"
+    STEP = "step"
+    REMEDIATION = "remediation"
+
+
+class AnnouncementPurpose(models.TextChoices):
+    NEW = "new"  # the item entered the inbox
+    REMINDER = "reminder"  # still pending after the trigger's remind_after
+    WINDOW_WARNING = "window_warning"  # the request's earliest reversal window closes within warn_before_window
+
+
+class Announcement(models.Model):
+    """That an item of people's inboxes was announced, once per (item, purpose): the row is the memory that
+    makes announcing safe to repeat (beat every minute, a nudge after each transition, a restarted worker or a
+    redelivered task all find it and send nothing again). `item` names the item as it entered the inbox, so an
+    item that leaves and comes back (a step retried that fails again, a cascade paused at the next level) is a
+    new one. Its text is frozen when it is written: a resend says what was true then."""
+
+    item = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=AnnouncementKind.choices)
+    purpose = models.CharField(max_length=16, choices=AnnouncementPurpose.choices)
+    rollback = models.ForeignKey(Rollback, on_delete=models.PROTECT, related_name="announcements")
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, null=True, blank=True, related_name="announcements")
+    remediation = models.ForeignKey(
+        RemediationTask, on_delete=models.PROTECT, null=True, blank=True, related_name="announcements"
+    )
+    since = models.DateTimeField(help_text="When the item entered the inbox.")
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Found no longer waiting: no reminder or warning looks at it again."
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["item", "purpose"], name="announcement_once")]
+        indexes = [
+            models.Index(fields=["rollback", "kind", "purpose"], name="announcement_rollback"),
+            models.Index(fields=["purpose", "closed_at", "since"], name="announcement_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.item}"
+
+
+class DeliveryChannel(models.TextChoices):
+    EMAIL = "email"
+    CHAT = "chat"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    WITHDRAWN = "withdrawn"  # by the time it was due the item was done, or no longer this person's
+
+
+class AnnouncementDelivery(models.Model):
+    """One message of an announcement: an email to one person who may act on the item, or the one post to the
+    team chat. Unique per person (and one chat post) per announcement, so nothing goes out twice."""
+
+    announcement = models.ForeignKey(Announcement, on_delete=models.PROTECT, related_name="deliveries")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="announcements_received",
+        help_text="Null for the chat post.",
+    )
+    channel = models.CharField(max_length=8, choices=DeliveryChannel.choices)
+    address = models.CharField(max_length=320, help_text="The email address, or the chat's environment variable.")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker is sending it until then (or, after a failure, waits until then)."
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["announcement", "recipient"],
+                condition=models.Q(recipient__isnull=False),
+                name="announcement_delivery_once_per_person",
+            ),
+            models.UniqueConstraint(
+                fields=["announcement"],
+                condition=models.Q(channel="chat"),
+                name="announcement_delivery_one_chat_post",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "claimed_until"], name="announcement_delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.address} ({self.status})"

@@ -14,17 +14,20 @@ those facts: the service under its lock, the console from what it prefetched, wi
              permission (`rollbacks.selectors.get_rollback_for`)
 - in SQL:    `carry_on_sql`, `confirmable_sql`, `step_needs_person_sql`, `remediation_open_sql`: the same answers
              as conditions on a query, for lists of many rollbacks at once (the inbox); change both together
+- told:      `people_holding` (who could act on an item, by role, before the rules above narrow them down) and
+             `target_approvers`; rollbacks.announcements asks signing_role and carry_on_refusal for each of them
 """
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
 
 from audit.services import actor_name, record_standalone_event
 from policies.manifest import Manifest
-from policies.roles import AUDITOR, user_roles
+from policies.roles import AUDITOR, INTEGRATOR, user_roles
 from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Conflict, DomainError, Forbidden
 from rollbacks.models import (
@@ -291,6 +294,41 @@ def step_needs_person_sql() -> Q:
 def remediation_open_sql() -> Q:
     """On RemediationTask: it may be closed (complete_remediation refuses a task done already)."""
     return Q(done_at__isnull=True)
+
+
+# Told: who hears of an item in their inbox (rollbacks.announcements)
+
+
+def people_holding(roles: Iterable[str]) -> list[Any]:
+    """The active people holding one of `roles` with an address to write to, integrators excepted (a service
+    account reads no mail), their roles loaded in the same query's prefetch. Only candidates: whether each may act
+    on an item is signing_role's or carry_on_refusal's answer, asked with the item's facts."""
+    wanted = sorted(set(roles))
+    if not wanted:
+        return []
+    integrators = get_user_model().objects.filter(groups__name=INTEGRATOR).values("pk")
+    people: list[Any] = list(
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=wanted)
+        .exclude(email="")
+        .exclude(pk__in=integrators)
+        .distinct()
+        .order_by("pk")
+        .prefetch_related("groups")
+    )
+    for person in people:
+        person._rollback_roles = frozenset(group.name for group in person.groups.all())  # what user_roles reads
+    return people
+
+
+def target_approvers(rollback: Rollback) -> frozenset[int]:
+    """For `reviewer_error`, the ids of whoever approved an action the rollback reverses (see approved_its_error);
+    empty for other triggers, without a query."""
+    if rollback.trigger != Trigger.REVIEWER_ERROR:
+        return frozenset()
+    return frozenset(
+        Step.objects.filter(rollback=rollback, depth=0, is_loop=False).values_list("action__approved_by_id", flat=True)
+    )
 
 
 def roles_text(roles: Iterable[str]) -> str:

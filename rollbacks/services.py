@@ -26,7 +26,7 @@ from policies.manifest import Manifest, TriggerPolicy
 from policies.roles import user_roles
 from policies.selectors import NoPolicyLoaded, current_policy
 from rollback_console.errors import Conflict, DomainError, Forbidden, Invalid
-from rollbacks.dispatch import queue_rollback
+from rollbacks.dispatch import queue_announcing, queue_rollback
 from rollbacks.events import REQUESTED, open_integrator_events
 from rollbacks.models import (
     LIVE_STATES,
@@ -191,6 +191,7 @@ def request_rollback(
             links=plan.walk.nodes.keys(),
         )
         open_integrator_events(rollback, REQUESTED)
+        queue_announcing()  # its signers are told
     return rollback
 
 

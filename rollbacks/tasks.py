@@ -14,7 +14,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from rollbacks import communications, dispatch, events, execution
+from rollbacks import announcements, communications, dispatch, events, execution
 
 # A database that is briefly unreachable is worth waiting for; the backoff stays far below the visibility timeout.
 _DATABASE_ERRORS = (OperationalError, InterfaceError)
@@ -70,3 +70,16 @@ def send_integrator_events_task(self: Task, rollback_id: int) -> None:
 @shared_task(name=dispatch.RESUME_STALLED_ROLLBACKS)
 def resume_stalled_rollbacks_task() -> list[int]:
     return execution.resume_stalled_rollbacks()
+
+
+@shared_task(name=dispatch.ANNOUNCE_INBOX_ITEMS)
+def announce_inbox_items_task() -> list[int]:
+    return announcements.announce_inbox_items()
+
+
+# Attempts are bounded by NOTIFY_MAX_ATTEMPTS in the service, as for communications.
+@shared_task(name=dispatch.SEND_ANNOUNCEMENT, bind=True, max_retries=None, **_DATABASE_RETRY)
+def send_announcement_task(self: Task, delivery_id: int) -> None:
+    retry_in = announcements.send_announcement(delivery_id, message=_message(self))
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)

@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from audit.services import EventSpec, record_event, record_events
 from rollback_console.errors import Conflict
+from rollbacks.dispatch import queue_announcing
 from rollbacks.events import TOLD_STATES, open_integrator_events
-from rollbacks.models import ROLLBACK_TRANSITIONS, STEP_TRANSITIONS, Rollback, Step
+from rollbacks.models import ROLLBACK_TRANSITIONS, STEP_TRANSITIONS, Rollback, RollbackState, Step
 
 
 def lock_rollback(rollback_id: int) -> Rollback:
@@ -52,6 +53,8 @@ def move_rollback(
     )
     if to_state in TOLD_STATES:
         open_integrator_events(rollback, f"rollback.{to_state}")
+    if to_state == RollbackState.PAUSED:
+        queue_announcing()  # whoever may confirm its cascade is told
     return rollback
 
 

@@ -31,6 +31,7 @@ from audit.models import AuditChainHead
 from policies.roles import ROLES
 from policies.selectors import current_policy
 from policies.services import load_policy
+from rollbacks import tasks
 
 DEMO_MANIFEST = Path(settings.BASE_DIR) / "policies" / "manifests" / "demo.toml"
 
@@ -79,6 +80,21 @@ def _fresh_throttle_counts() -> None:
     """API throttles count calls in the cache: each test starts with none counted, so no test is throttled by the
     calls of the tests that ran before it in the same process."""
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def announcements_queued(monkeypatch) -> SimpleNamespace:  # type: ignore[no-untyped-def]
+    """Announcing is queued after commit (rollbacks.dispatch) by every transition that opens an inbox item: the
+    tests record it here instead of reaching a broker, and tests/rollbacks/test_announcements.py runs it."""
+    queued = SimpleNamespace(runs=[], deliveries=[])
+    # On the task objects, not on the proxies shared_task returns: a test that builds another Celery app (a real
+    # worker's) makes the proxies point elsewhere before this is undone.
+    announce, send = (
+        task._get_current_object() for task in (tasks.announce_inbox_items_task, tasks.send_announcement_task)
+    )
+    monkeypatch.setattr(announce, "delay", lambda: queued.runs.append(1))
+    monkeypatch.setattr(send, "delay", queued.deliveries.append)
+    return queued
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,7 +11,8 @@ from django.utils import timezone
 from actions.models import ACTION_TRANSITIONS, Action, ActionState, Reversibility
 from actions.services import change_action_states
 from audit.services import EventSpec, record_events
-from rollbacks.models import RemediationTask, Step, StepOutcome
+from rollbacks.dispatch import queue_announcing
+from rollbacks.models import NEEDS_PERSON_OUTCOMES, RemediationTask, Step, StepOutcome
 from rollbacks.transitions import StepMove, move_steps
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def end_steps(endings: Sequence[StepEnding], *, actor: str, kind: str | None = N
         [RemediationTask(step=ending.step, reason=reason, instructions=text) for ending, (reason, text) in opening]
     )
     follow_actions(endings, actor=actor)
+    if opening or any(ending.outcome in NEEDS_PERSON_OUTCOMES for ending in endings):
+        queue_announcing()  # whoever may retry, resolve or close them is told
     record_events(
         [
             EventSpec(

@@ -118,3 +118,34 @@ def test_a_handler_no_longer_allowed_is_not_run_by_a_worker(settings):
     result = PythonMethod().run(call)
 
     assert (result.status, result.detail) == ("failed", "the handler is not under a module in PYTHON_REVERSAL_MODULES")
+
+
+def test_a_bad_reminder_or_warning_duration_is_refused_by_key_path(cast):
+    text = demo_with('remind_after = "4h"', 'remind_after = "4 hours"').replace(
+        'warn_before_window = "48h"', 'warn_before_window = "99999d"'
+    )
+    errors = refused(text)
+    assert errors == [
+        "triggers.reviewer_error.remind_after: '4 hours' is not a duration such as 60s, 15m, 12h or 30d",
+        "triggers.regulatory_order.warn_before_window: '99999d' is longer than the most allowed, 3660 days",
+    ]
+
+
+def test_the_people_table_takes_only_the_name_of_a_chat_variable(cast):
+    errors = refused(
+        demo_with(
+            'chat_webhook_env = "ROLLBACK_CHAT_WEBHOOK_URL"',
+            'chat_webhook_env = "https://chat.example.com/hook"\nchat_url = "x"',
+        )
+    )
+    assert errors == [
+        "people.chat_url: unknown key",
+        "people.chat_webhook_env: must be the name of an environment variable, such as CHAT_WEBHOOK_URL",
+    ]
+
+
+def test_the_demo_policy_reminds_and_warns_and_names_its_chat(policy):
+    assert policy.chat_webhook_env == "ROLLBACK_CHAT_WEBHOOK_URL"
+    assert policy.triggers["reviewer_error"].remind_after == timedelta(hours=4)
+    assert policy.triggers["regulatory_order"].warn_before_window == timedelta(hours=48)
+    assert policy.triggers["customer_request"].warn_before_window == timedelta(hours=24)  # the default

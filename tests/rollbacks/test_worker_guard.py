@@ -7,13 +7,14 @@ import json
 from dataclasses import dataclass
 
 import pytest
+from django.core import mail
 
 from actions.models import Action
 from audit.models import AuditEvent
 from policies.selectors import policy_of
 from rollback_console.celery import app as celery_app
-from rollbacks import communications, execution, services, tasks
-from rollbacks.models import Communication, Rollback, Step
+from rollbacks import announcements, communications, execution, services, tasks
+from rollbacks.models import AnnouncementDelivery, Communication, Rollback, Step
 from tests.rollbacks.executing import authorized, chain, shop_fixture, worker_fixture  # noqa: F401
 from tests.rollbacks.requesting import events
 
@@ -30,6 +31,7 @@ class Target:
     rollback: Rollback
     step_ids: list[int]
     communication_ids: list[int]
+    delivery_ids: list[int]
 
 
 # How each task of ours is called with a target's ids; a task missing here fails the test below.
@@ -39,6 +41,8 @@ INJECTIONS = {
     "rollbacks.tasks.send_communication": lambda target: [(pk,) for pk in target.communication_ids],
     "rollbacks.tasks.resume_stalled_rollbacks": lambda target: [()],
     "rollbacks.tasks.send_integrator_events": lambda target: [(target.rollback.pk,), ("1; drop",), (-1,)],
+    "rollbacks.tasks.announce_inbox_items": lambda target: [()],
+    "rollbacks.tasks.send_announcement": lambda target: [*[(pk,) for pk in target.delivery_ids], ("1; drop",), (-1,)],
     "audit.tasks.anchor_audit_head": lambda target: [()],
     "audit.tasks.deliver_audit_anchors": lambda target: [()],
     "audit.tasks.verify_audit_trail": lambda target: [()],
@@ -46,6 +50,8 @@ INJECTIONS = {
 }
 # The tasks that name no rollback: they leave these rollbacks alone and have no attempt on them to audit. Integrator
 # events are not guarded by state (the contract): a message can only deliver the events transitions already wrote.
+# Announcing only tells people of items their inboxes hold: a hand-made run finds every item told already, and a
+# hand-made delivery sends what was announced at most once, or names nothing (audited, without a rollback).
 WITHOUT_IDS = {
     "rollbacks.tasks.resume_stalled_rollbacks",
     "audit.tasks.anchor_audit_head",
@@ -53,6 +59,8 @@ WITHOUT_IDS = {
     "audit.tasks.verify_audit_trail",
     "audit.tasks.flush_access_failures",
     "rollbacks.tasks.send_integrator_events",
+    "rollbacks.tasks.announce_inbox_items",
+    "rollbacks.tasks.send_announcement",
 }
 
 
@@ -85,7 +93,8 @@ def target_of(rollback: Rollback) -> Target:
     communication_ids = sorted(
         {opened.pk, *Communication.objects.filter(rollback=rollback).values_list("pk", flat=True)}
     )
-    return Target(rollback, [step.pk for step in steps], communication_ids)
+    deliveries = AnnouncementDelivery.objects.filter(announcement__rollback=rollback).values_list("pk", flat=True)
+    return Target(rollback, [step.pk for step in steps], communication_ids, sorted(deliveries))
 
 
 @pytest.fixture
@@ -96,6 +105,12 @@ def targets(cast, shop, worker, django_capture_on_commit_callbacks) -> dict[str,
     [refund, *_] = chain(cast.shop, "refund.issue", "loyalty.points_grant", "tier.upgrade", prefix="paused")
     paused = authorized(cast, django_capture_on_commit_callbacks, [refund], depth=0)
     worker()
+    # Everything waiting was announced and told when the test begins: the messages below must add nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        announcements.announce_inbox_items()
+    for pk in AnnouncementDelivery.objects.values_list("pk", flat=True):
+        announcements.send_announcement(pk)
+    mail.outbox.clear()
     found = {}
     for name, rollback in {"pending_authorization": pending, "rejected": rejected, "paused": paused}.items():
         rollback.refresh_from_db()

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('actions', '0001_initial'),
-        ('rollbacks', '0009_integrator_event'),
+        ('rollbacks', '0010_announcements'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
