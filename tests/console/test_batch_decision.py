@@ -23,7 +23,7 @@ def reviewer_errors(cast, count):
 
 
 def post(client, data):
-    token = csrf_token(client, reverse("console:queue"))
+    token = csrf_token(client, reverse("console:rollbacks"))  # every signed-in page has one; not all have a queue
     return client.post(URL, {**data, "csrfmiddlewaretoken": token})
 
 

@@ -72,7 +72,8 @@ def test_a_row_says_what_is_reversed_and_links_to_its_page(cast, browser_for, re
     href = reverse("console:rollback", args=[reviewer_error.pk])
     assert f'<tr data-inbox-row data-href="{href}"' in html
     assert "Sign off reversing refund.issue on customer:1001 (25.00 EUR)" in html
-    assert '<td class="state"><span class="badge warn">pending authorization</span></td>' in html
+    badge = '<span class="badge warn" data-value="pending_authorization">pending authorization</span>'
+    assert f'<td class="state">{badge}</td>' in html
 
 
 @pytest.mark.django_db
