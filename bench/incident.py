@@ -148,7 +148,7 @@ def web(step: str, rollback_id: int) -> None:
         timed("steps_page", lambda: api.get(f"/api/v1/rollbacks/{rollback_id}/steps/?outcome=reversed&offset=50000"))
         console = Client(SERVER_NAME="localhost")
         console.force_login(User.objects.get(username="ivan"))
-        timed("console_page", lambda: console.get(f"/rollbacks/{rollback_id}/?steps_page=100"))
+        timed("console_page", lambda: console.get(f"/console/rollbacks/{rollback_id}/?steps_page=50&outcome=reversed"))
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(results))
 
