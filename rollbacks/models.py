@@ -176,7 +176,11 @@ class Step(models.Model):
                 fields=["rollback", "action"], condition=models.Q(is_loop=False), name="step_one_per_action"
             ),
         ]
-        indexes = [models.Index(fields=["rollback", "depth", "outcome"], name="step_level")]
+        indexes = [
+            models.Index(fields=["rollback", "depth", "outcome"], name="step_level"),
+            # A page of a large rollback's steps (GET .../steps/, the request page) walks this in order.
+            models.Index(fields=["rollback", "depth", "id"], name="step_page"),
+        ]
 
     def __str__(self) -> str:
         return f"step {self.pk} of rollback {self.rollback_id}: action {self.action_id} {self.outcome}"
