@@ -17,7 +17,7 @@ from policies.manifest import Manifest
 _SQLITE_CHUNK = 30_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: an incident's walk holds one per action
 class CascadeNode:
     action_id: int
     depth: int

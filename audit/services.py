@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +153,18 @@ def _insert(events: list[AuditEvent]) -> None:
                 copy.write_row([getattr(event, column) for column in _COLUMNS])
 
 
+# Links inserted per statement: a 100,000-action incident is linked in batches, never as one list of rows.
+LINK_BATCH = 2000
+
+
 def link_rollback(rollback_id: int, action_ids: Iterable[int]) -> None:
-    """Record that a rollback covers these actions, so either end finds the other's events."""
-    links = [AuditLink(rollback_id=rollback_id, action_id=action_id) for action_id in set(action_ids)]
-    AuditLink.objects.bulk_create(links, batch_size=2000, ignore_conflicts=True)
+    """Record that a rollback covers these actions, so either end finds the other's events. The ids are read as
+    they come (an iterator is never made a list) and inserted LINK_BATCH at a time; a repeat is ignored."""
+    ids = iter(action_ids)
+    while batch := sorted(set(islice(ids, LINK_BATCH))):
+        AuditLink.objects.bulk_create(
+            [AuditLink(rollback_id=rollback_id, action_id=action_id) for action_id in batch], ignore_conflicts=True
+        )
 
 
 @transaction.atomic

@@ -184,6 +184,8 @@ class Step(models.Model):
                 condition=models.Q(outcome__in=sorted(NEEDS_PERSON_OUTCOMES)),
                 name="step_needs_person",
             ),
+            # A page of a large rollback's steps (GET .../steps/, the request page) walks this in order.
+            models.Index(fields=["rollback", "depth", "id"], name="step_page"),
         ]
 
     def __str__(self) -> str:

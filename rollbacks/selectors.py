@@ -5,10 +5,12 @@ the groups of the roles that sign it. Auditors (and anyone holding the model-lev
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import django_filters
-from django.db.models import Exists, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django import forms
+from django.db.models import Count, Exists, Func, IntegerField, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
@@ -16,6 +18,8 @@ from actions.selectors import actions_visible_to
 from audit.selectors import TrailScope
 from policies.roles import AUDITOR, user_roles
 from rollbacks.models import (
+    FINISHED_OUTCOMES,
+    NEEDS_PERSON_OUTCOMES,
     Communication,
     RemediationTask,
     RequiredSignoff,
@@ -24,6 +28,7 @@ from rollbacks.models import (
     SignOff,
     SignoffDecision,
     Step,
+    StepOutcome,
     Trigger,
 )
 
@@ -62,15 +67,23 @@ def trail_scope_for(user: Any) -> TrailScope | None:
     )
 
 
+# The GET shape carries at most this many steps (the first by depth and id): all of them for a rollback of up to
+# this many, and the rest through GET /api/v1/rollbacks/{id}/steps/ (rollback_steps), so reading an incident of
+# 100,000 actions costs what reading one of a thousand does.
+STEPS_INLINE = 1000
+
+
 def with_details(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
-    """Everything the GET shape shows, in a constant number of queries whatever the number of steps."""
+    """Everything the GET shape shows, in a constant number of queries whatever the number of steps (at most
+    STEPS_INLINE steps are loaded; step_counts_of counts them all)."""
     return rollbacks.select_related("requested_by").prefetch_related(
         Prefetch("signoffs", queryset=SignOff.objects.select_related("signer").order_by("at", "id")),
         Prefetch(
             "steps",
             queryset=Step.objects.only(
                 "id", "rollback_id", "action_id", "depth", "outcome", "attempts", "detail", "is_loop"
-            ).order_by("depth", "id"),
+            ).order_by("depth", "id")[:STEPS_INLINE],
+            to_attr="inline_steps",  # a sliced prefetch cannot fill the `steps` manager's cache
         ),
         Prefetch("communications", queryset=Communication.objects.order_by("id")),
     )
@@ -83,15 +96,17 @@ def with_signoffs(rollbacks: QuerySet[Rollback]) -> QuerySet[Rollback]:
     )
 
 
-def get_rollback_for(user: Any, rollback_id: Any) -> Rollback:
-    """The rollback with its details if `user` may see it; Http404 otherwise."""
+def get_rollback_for(user: Any, rollback_id: Any, *, details: bool = True) -> Rollback:
+    """The rollback with its details (with_details; only its requester without them) if `user` may see it;
+    Http404 otherwise."""
     try:
         pk = int(rollback_id)
     except (TypeError, ValueError):
         raise Http404("No such rollback.") from None
     if not 0 < pk <= MAX_ID:
         raise Http404("No such rollback.")
-    rollback = with_details(rollbacks_visible_to(user).filter(pk=pk)).first()
+    visible = rollbacks_visible_to(user).filter(pk=pk)
+    rollback = (with_details(visible) if details else visible.select_related("requested_by")).first()
     if rollback is None:
         raise Http404("No such rollback.")
     return rollback
@@ -146,9 +161,41 @@ def steps_of(rollback: Rollback) -> list[Step]:
     )
 
 
-def step_outcomes(rollback: Rollback) -> list[str]:
-    """Each of the rollback's steps' outcome and nothing else; for a reader get_rollback_for let in."""
-    return list(Step.objects.filter(rollback=rollback).values_list("outcome", flat=True))
+def targets_of(rollback: Rollback, *, limit: int) -> list[Step]:
+    """The first `limit` target steps (depth 0, not loops) with their actions and approvers; for a reader
+    get_rollback_for let in."""
+    return list(
+        Step.objects.filter(rollback=rollback, depth=0, is_loop=False)
+        .select_related("action", "action__approved_by")
+        .order_by("id")[:limit]
+    )
+
+
+def step_counts_of(rollback: Rollback) -> dict[str, int]:
+    """How many of the rollback's steps have each outcome (every outcome named, 0 included), in one query
+    counted by the database, kept on the instance so the API's fields and the console's progress ask once; for a
+    reader get_rollback_for let in."""
+    cached: dict[str, int] | None = getattr(rollback, "_step_counts", None)
+    if cached is None:
+        counted = dict(Step.objects.filter(rollback=rollback).order_by().values_list("outcome").annotate(n=Count("pk")))
+        cached = {outcome: counted.get(outcome, 0) for outcome in StepOutcome.values}
+        rollback._step_counts = cached  # type: ignore[attr-defined]  # a cache on this instance only
+    return cached
+
+
+def target_facts(rollback: Rollback) -> tuple[Any, list[str], list[str]]:
+    """What the request page says about the whole plan without loading its steps: the earliest reversal window
+    among the targets, and the prerequisites and side effects of every planned action (distinct, sorted). Two
+    queries whatever the number of steps; for a reader get_rollback_for let in."""
+    steps = Step.objects.filter(rollback=rollback)
+    window = steps.filter(depth=0, is_loop=False).aggregate(closes=Min("action__window_ends_at"))["closes"]
+    prerequisites: set[str] = set()
+    side_effects: set[str] = set()
+    distinct = steps.order_by().values_list("action__prerequisites", "action__side_effects").distinct()
+    for each_prerequisites, each_side_effects in distinct.iterator(chunk_size=2000):
+        prerequisites.update(each_prerequisites or [])
+        side_effects.update(each_side_effects or [])
+    return window, sorted(prerequisites), sorted(side_effects)
 
 
 def signoffs_of(rollback: Rollback) -> list[SignOff]:
@@ -290,3 +337,87 @@ def rollbacks_listed_for(user: Any, filters: RollbackListFilter) -> QuerySet[Rol
     chosen = filters.form.cleaned_data
     rollbacks = queue_for(user) if chosen.get("queue") else rollbacks_visible_to(user)
     return with_signoffs(filters.filter_queryset(rollbacks)).order_by("-created_at", "-id")
+
+
+def step_of(rollback: Rollback, step_id: Any) -> int:
+    """The id of the rollback's step `step_id`; Http404 when it is no step of this rollback. One query."""
+    try:
+        pk = int(step_id)
+    except (TypeError, ValueError):
+        raise Http404("No such step in this rollback.") from None
+    if not 0 < pk <= MAX_ID or not Step.objects.filter(rollback=rollback, pk=pk).exists():
+        raise Http404("No such step in this rollback.")
+    return pk
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """A rollback's progress from its step counts (step_counts_of): the console's bar and the API's `progress`."""
+
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def finished(self) -> int:
+        return sum(self.counts.get(outcome, 0) for outcome in FINISHED_OUTCOMES)
+
+    @property
+    def needs_person(self) -> int:
+        return sum(self.counts.get(outcome, 0) for outcome in NEEDS_PERSON_OUTCOMES)
+
+    @property
+    def waiting(self) -> int:
+        return self.counts.get(StepOutcome.AWAITING_CONFIRMATION, 0)
+
+    @property
+    def by_outcome(self) -> list[tuple[str, int]]:
+        return sorted((outcome, n) for outcome, n in self.counts.items() if n)
+
+    @property
+    def percent(self) -> int:
+        """The share of steps done: a step waiting for a person is not done, so "0 of 1 done" is 0 %. Floor, so
+        it reaches 100 only when every step is done ("99 of 100" is 99, not a rounded 100); 0 for no step."""
+        return self._share(self.finished)
+
+    @property
+    def needs_person_percent(self) -> int:
+        """Drawn apart from the done part of the bar, so a stuck step shows as such and not as progress."""
+        return min(self._share(self.finished + self.needs_person), 100) - self.percent
+
+    def _share(self, count: int) -> int:
+        return 100 * count // self.total if self.total else 0
+
+
+def progress_of(rollback: Rollback) -> StepProgress:
+    return StepProgress(step_counts_of(rollback))
+
+
+class _WholeNumberFilter(django_filters.NumberFilter):  # type: ignore[misc]  # django-filter ships no types
+    field_class = forms.IntegerField
+
+
+class StepFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no types
+    """The filters of a rollback's steps, shared by GET /api/v1/rollbacks/{id}/steps/ and the console's request
+    page: `outcome` (repeatable: any of them) and `depth`."""
+
+    outcome = django_filters.MultipleChoiceFilter(
+        choices=StepOutcome.choices, error_messages=_one_of(StepOutcome.values)
+    )
+    depth = _WholeNumberFilter(min_value=0, max_value=32767)
+
+    class Meta:
+        model = Step
+        fields = ["outcome", "depth"]
+
+
+def rollback_steps(rollback: Rollback, filters: StepFilter | None = None) -> QuerySet[Step]:
+    """The rollback's steps by depth and id, filtered by `filters` (already valid), with their actions: a
+    queryset, read a page at a time by the API and the console; for a reader get_rollback_for let in."""
+    steps = Step.objects.filter(rollback=rollback)
+    if filters is not None:
+        steps = filters.filter_queryset(steps)
+    # The actions of a page in a query of their own: a join would be sorted whole before the page is cut.
+    return steps.prefetch_related("action").order_by("depth", "id")

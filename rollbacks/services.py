@@ -62,6 +62,9 @@ MAX_ID = 2**63 - 1  # the largest id a BigAutoField holds; a larger number is no
 # SQLite refuses statements with more than 32,766 parameters; PostgreSQL takes any number of ids at once.
 _SQLITE_CHUNK = 30_000
 MAX_BATCH = 100  # requests one batch decision may cover (the queue shows 25 a page)
+# Steps inserted, and actions moved to rollback_pending (each audited), per statement when a request is filed: an
+# incident of 100,000 actions is written in batches, and no list of every step or event is ever built.
+FREEZE_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -169,9 +172,12 @@ def request_rollback(
         actor = actor_name(requester)
         rollback = _create_rollback(plan, requester)
         _freeze_steps(rollback, plan.walk)
-        change_action_states(
-            {pk: ActionState.ROLLBACK_PENDING for pk in plan.claimable}, actor=actor, rollback_id=rollback.pk
-        )
+        for start in range(0, len(plan.claimable), FREEZE_BATCH):  # each batch's events are built and dropped
+            change_action_states(
+                {pk: ActionState.ROLLBACK_PENDING for pk in plan.claimable[start : start + FREEZE_BATCH]},
+                actor=actor,
+                rollback_id=rollback.pk,
+            )
         assign_perm(VIEW_ROLLBACK, requester, rollback)
         assign_perm(VIEW_ROLLBACK, Group.objects.filter(name__in=signing_roles(rollback)), rollback)
         record_event(
@@ -480,7 +486,11 @@ def _targets(requester: Any, actions: Any, selector: Any, errors: dict[str, Any]
 
 def _facts(action_ids: list[int]) -> Iterable[tuple[int, str, str, Any]]:
     for chunk in _chunks(action_ids):
-        yield from Action.objects.filter(pk__in=chunk).values_list("pk", "state", "reversibility", "window_ends_at")
+        yield from (
+            Action.objects.filter(pk__in=chunk)
+            .values_list("pk", "state", "reversibility", "window_ends_at")
+            .iterator(chunk_size=FREEZE_BATCH)
+        )
 
 
 def _chunks(ids: list[int]) -> Iterable[list[int]]:
@@ -525,36 +535,64 @@ def _create_rollback(plan: Plan, requester: Any) -> Rollback:
 
 
 def _freeze_steps(rollback: Rollback, walk: CascadeWalk) -> None:
-    """One step per planned action, inserted a level at a time so each knows the step it was reached from,
-    then one step per loop arrival (execution ends it `loop_stopped` when it gets there)."""
-    step_of: dict[int | None, int | None] = {None: None}
-    levels: dict[int, list[CascadeNode]] = {}
-    for node in walk.nodes.values():
-        levels.setdefault(node.depth, []).append(node)
-    for depth in sorted(levels):
-        steps = Step.objects.bulk_create(
-            [
-                Step(rollback=rollback, action_id=node.action_id, depth=depth, via_id=step_of[node.via])
-                for node in levels[depth]
-            ]
-        )
-        step_of.update((step.action_id, step.pk) for step in steps)
-    if walk.loops:
+    """One step per planned action, then one per loop arrival (execution ends it `loop_stopped` when it gets
+    there). The walk lists its nodes level by level, so they are inserted in order, FREEZE_BATCH at a time and never
+    across a level's end: each step's `via` (the step it was reached from, one level up) is then in the table
+    already, found by one query per batch. No list of every step is built, whatever the incident's size."""
+    nodes = iter(walk.nodes.values())
+    pending: list[CascadeNode] = []
+    for node in nodes:
+        if pending and (node.depth != pending[0].depth or len(pending) == FREEZE_BATCH):
+            _insert_steps(rollback, pending)
+            pending = []
+        pending.append(node)
+    if pending:
+        _insert_steps(rollback, pending)
+    for start in range(0, len(walk.loops), FREEZE_BATCH):
+        loops = walk.loops[start : start + FREEZE_BATCH]
+        via = _step_ids(rollback, [loop.from_action for loop in loops])
         Step.objects.bulk_create(
             [
                 Step(
                     rollback=rollback,
                     action_id=loop.to_action,
                     depth=loop.depth,
-                    via_id=step_of[loop.from_action],
+                    via_id=via[loop.from_action],
                     is_loop=True,
                     detail="Loop: the cascade returns to an action already on its path: "
                     + " -> ".join(f"action {pk}" for pk in loop.path)
                     + ".",
                 )
-                for loop in walk.loops
+                for loop in loops
             ]
         )
+
+
+def _insert_steps(rollback: Rollback, nodes: list[CascadeNode]) -> None:
+    """The steps of one batch of nodes of one level."""
+    via = _step_ids(rollback, [node.via for node in nodes if node.via is not None])
+    Step.objects.bulk_create(
+        [
+            Step(
+                rollback=rollback,
+                action_id=node.action_id,
+                depth=node.depth,
+                via_id=via[node.via] if node.via is not None else None,
+            )
+            for node in nodes
+        ]
+    )
+
+
+def _step_ids(rollback: Rollback, action_ids: list[int]) -> dict[int, int]:
+    """The rollback's (non-loop) step of each of these actions, by action id; no query for none."""
+    if not action_ids:
+        return {}
+    return dict(
+        Step.objects.filter(rollback=rollback, is_loop=False, action_id__in=sorted(set(action_ids))).values_list(
+            "action_id", "pk"
+        )
+    )
 
 
 def _approvals(rollback: Rollback) -> dict[str, int]:

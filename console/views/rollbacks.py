@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,26 +18,30 @@ from console.drawing import GraphNode, cascade_levels, cascade_svg, fits
 from console.forms import CancelForm, NoteForm, SignOffForm, TrailPageForm, errors_text
 from rollback_console.errors import DomainError, Invalid
 from rollbacks.execution import confirm_cascade, resolve_step, retry_step
-from rollbacks.models import FINISHED_OUTCOMES, NEEDS_PERSON_OUTCOMES, Rollback, SignoffDecision, Step, StepOutcome
+from rollbacks.models import Rollback, SignoffDecision, Step, StepOutcome
 from rollbacks.rules import (
     RESOLVABLE_OUTCOMES,
     RETRYABLE_OUTCOMES,
     RUNNING_STATES,
     STARTED_STATES,
     Refusal,
-    approved_any_target,
+    approved_its_error,
     cancel_refusal,
     carry_on_refusal,
     confirm_refusal,
     signing_role,
 )
 from rollbacks.selectors import (
+    StepFilter,
     communications_of,
     get_rollback_for,
+    progress_of,
     remediation_of,
+    rollback_steps,
     signoffs_of,
-    step_outcomes,
     steps_of,
+    target_facts,
+    targets_of,
     trail_scope_for,
 )
 from rollbacks.services import cancel_rollback, sign_off
@@ -44,6 +49,8 @@ from rollbacks.services import cancel_rollback, sign_off
 # The trail on the page, a page at a time from the newest; the whole of it is in the API and the export.
 AUDIT_ROWS = 20
 TARGET_ROWS = 50
+STEP_ROWS = 100  # steps per page of the steps block
+GRAPH_STEPS = 300  # the cascade is drawn for a rollback of up to this many steps; a larger one is a table only
 
 
 @dataclass(frozen=True)
@@ -55,29 +62,6 @@ class Requirement:
     @property
     def missing(self) -> int:
         return max(0, self.count - self.given)
-
-
-@dataclass(frozen=True)
-class Progress:
-    total: int
-    finished: int
-    needs_person: int
-    waiting: int  # awaiting confirmation
-    by_outcome: list[tuple[str, int]]
-
-    @property
-    def percent(self) -> int:
-        """The share of steps done: a step waiting for a person is not done, so "0 of 1 done" is 0 %."""
-        return self._share(self.finished)
-
-    @property
-    def needs_person_percent(self) -> int:
-        """Drawn apart from the done part, so a stuck step shows as such and not as progress."""
-        return min(self._share(self.finished + self.needs_person), 100) - self.percent
-
-    def _share(self, count: int) -> int:
-        # Floor, so the bar reaches 100 % only when every step is done ("99 of 100" is 99 %, not a rounded 100).
-        return 100 * count // self.total if self.total else 0
 
 
 def _requirements(rollback: Rollback, signoffs: list[Any]) -> list[Requirement]:
@@ -111,15 +95,12 @@ def _graph(rollback: Rollback, steps: list[Step]) -> dict[str, Any]:
     }
 
 
-def _progress(each_step: list[str]) -> Progress:
-    outcomes = Counter(each_step)
-    return Progress(
-        total=len(each_step),
-        finished=sum(outcomes[o] for o in FINISHED_OUTCOMES),
-        needs_person=sum(outcomes[o] for o in NEEDS_PERSON_OUTCOMES),
-        waiting=outcomes[StepOutcome.AWAITING_CONFIRMATION],
-        by_outcome=sorted(outcomes.items()),
-    )
+def _step_filters(request: HttpRequest) -> tuple[StepFilter | None, str]:
+    """The steps block's filters from the query string, or none and why (a bad value shows every step)."""
+    filters = StepFilter(request.GET)
+    if filters.is_valid():
+        return filters, ""
+    return None, errors_text(filters.form)
 
 
 def _trail(request: HttpRequest, rollback: Rollback) -> dict[str, Any]:
@@ -139,16 +120,16 @@ def _trail(request: HttpRequest, rollback: Rollback) -> dict[str, Any]:
 @console_page()
 def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
     user = request.user
-    rollback = get_rollback_for(user, rollback_id)
+    rollback = get_rollback_for(user, rollback_id, details=False)
+    progress = progress_of(rollback)
     trail = _trail(request, rollback)
-    steps = steps_of(rollback)
     signoffs = signoffs_of(rollback)
     communications = communications_of(rollback)
     remediation = remediation_of(rollback)
-    targets = [step for step in steps if step.depth == 0 and not step.is_loop]
+    targets = targets_of(rollback, limit=TARGET_ROWS)
     requirements = _requirements(rollback, signoffs)
     # The rules the services apply, asked with the facts this page loaded (the services ask again under the lock).
-    approved_error = approved_any_target(user, rollback, targets)
+    approved_error = approved_its_error(user, rollback)
     sign = signing_role(
         user,
         rollback,
@@ -157,17 +138,23 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
         approved_error=approved_error,
     )
     carry_on = carry_on_refusal(user, rollback, approved_error=approved_error) is None
-    prerequisites = sorted({p for step in steps for p in step.action.prerequisites})
-    side_effects = sorted({s for step in steps for s in step.action.side_effects})
-    windows = [step.action.window_ends_at for step in targets if step.action.window_ends_at is not None]
+    window_closes, prerequisites, side_effects = target_facts(rollback)
+    # The steps a page at a time (an incident has 100,000); the drawing only while it stays readable.
+    filters, filter_error = _step_filters(request)
+    steps = Paginator(rollback_steps(rollback, filters), STEP_ROWS).get_page(request.GET.get("steps_page"))
+    chosen = filters.form.cleaned_data if filters is not None else {}
     return render(
         request,
         "console/rollback.html",
         {
             "rollback": rollback,
             "steps": steps,
-            "targets": targets[:TARGET_ROWS],
-            "more_targets": max(0, len(targets) - TARGET_ROWS),
+            "step_outcomes": StepOutcome.values,
+            "chosen_outcomes": chosen.get("outcome") or [],
+            "chosen_depth": chosen.get("depth"),
+            "filter_error": filter_error,
+            "targets": targets,
+            "more_targets": max(0, int(rollback.plan.get("actions", 0)) - len(targets)),
             "signoffs": signoffs,
             "requirements": requirements,
             "may_sign": not isinstance(sign, Refusal),
@@ -179,8 +166,9 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
             "retryable": RETRYABLE_OUTCOMES,
             "needs_person": RESOLVABLE_OUTCOMES,
             "running": rollback.state in RUNNING_STATES,
-            "progress": _progress([step.outcome for step in steps]),
-            **_graph(rollback, steps),
+            "progress": progress,
+            **(_graph(rollback, steps_of(rollback)) if progress.total <= GRAPH_STEPS else {"graph": None}),
+            "graph_steps": GRAPH_STEPS,
             "communications": communications,
             "remediation": remediation,
             # Each step's remediation task, so the step's row names it (rules.may_resolve: one settles the other).
@@ -188,7 +176,7 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
             **trail,
             "prerequisites": prerequisites,
             "side_effects": side_effects,
-            "window_closes": min(windows) if windows else None,
+            "window_closes": window_closes,
         },
         status=400 if trail["trail_error"] else 200,
     )
@@ -199,14 +187,13 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
 def rollback_progress(request: HttpRequest, rollback_id: int) -> HttpResponse:
     """The progress bar alone, polled while the rollback runs. When the state has moved on from the one the page
     was drawn in, ask htmx to reload the page so outcomes and buttons are current."""
-    rollback = get_rollback_for(request.user, rollback_id)
-    outcomes = step_outcomes(rollback)
+    rollback = get_rollback_for(request.user, rollback_id, details=False)
     response = render(
         request,
         "console/_progress.html",
         {
             "rollback": rollback,
-            "progress": _progress(outcomes),
+            "progress": progress_of(rollback),
             "running": rollback.state in RUNNING_STATES,
         },
     )

@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from rollbacks.models import Communication, Rollback, SignOff, SignoffDecision, Step
+from rollbacks.selectors import progress_of, step_counts_of
 
 
 # A plain Serializer here reads a request body or draws a response from a dict: it holds no model instance, so its
@@ -95,15 +96,75 @@ class RollbackSummarySerializer(serializers.ModelSerializer[Rollback]):
         ]
 
 
-class RollbackSerializer(RollbackSummarySerializer):
-    """The GET shape of the contract. Expects rollbacks.selectors.with_details (a constant number of queries)."""
+def _step_counts_field() -> Any:
+    return serializers.DictField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text="How many steps have each outcome; every outcome is named, 0 included.",
+    )
 
-    steps = StepSerializer(many=True, read_only=True)
+
+class ProgressSerializer(serializers.Serializer[Any]):
+    """rollbacks.selectors.StepProgress."""
+
+    total = serializers.IntegerField(help_text="Every step, loop arrivals included.")
+    finished = serializers.IntegerField(help_text="reversed, already_reversed or manual_done.")
+    needs_person = serializers.IntegerField(help_text="Steps that wait for a person (retry or resolve).")
+    waiting = serializers.IntegerField(help_text="awaiting_confirmation.")
+    percent = serializers.IntegerField(
+        help_text="finished / total in whole percent, rounded down (100 only when every step is done); 0 for no step."
+    )
+
+
+class RollbackSerializer(RollbackSummarySerializer):
+    """The GET shape of the contract. Expects rollbacks.selectors.with_details (a constant number of queries).
+    `steps` holds the first STEPS_INLINE steps by depth and id (every step of a rollback up to that size);
+    `steps_total`, `step_counts` and `progress` count them all, and GET .../steps/ pages through them."""
+
+    steps = StepSerializer(many=True, read_only=True, source="inline_steps")
+    steps_total = serializers.SerializerMethodField()
+    step_counts = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
     communications = CommunicationSerializer(many=True, read_only=True)
 
     class Meta(RollbackSummarySerializer.Meta):
-        fields = [*RollbackSummarySerializer.Meta.fields, "steps", "communications"]
+        fields = [
+            *RollbackSummarySerializer.Meta.fields,
+            "steps",
+            "steps_total",
+            "step_counts",
+            "progress",
+            "communications",
+        ]
         read_only_fields = fields
+
+    def get_steps_total(self, rollback: Rollback) -> int:
+        return progress_of(rollback).total
+
+    @extend_schema_field(_step_counts_field())
+    def get_step_counts(self, rollback: Rollback) -> dict[str, int]:
+        return step_counts_of(rollback)
+
+    @extend_schema_field(ProgressSerializer)
+    def get_progress(self, rollback: Rollback) -> dict[str, int]:
+        progress = progress_of(rollback)
+        return {
+            "total": progress.total,
+            "finished": progress.finished,
+            "needs_person": progress.needs_person,
+            "waiting": progress.waiting,
+            "percent": progress.percent,
+        }
+
+
+class StepPageSerializer(serializers.Serializer[Any]):
+    """A page of GET /api/v1/rollbacks/{id}/steps/: the steps the filters keep, and the whole rollback's counts."""
+
+    count = serializers.IntegerField(help_text="Steps the filters keep.")
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    step_counts = _step_counts_field()
+    results = StepSerializer(many=True)
 
 
 class SelectorSerializer(serializers.Serializer[Any]):

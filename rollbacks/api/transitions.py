@@ -3,7 +3,6 @@ step by hand. Each view calls one service and answers with the rollback as GET s
 
 from typing import Any
 
-from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -12,8 +11,7 @@ from rest_framework.views import APIView
 
 from rollbacks import execution
 from rollbacks.api.serializers import RollbackSerializer
-from rollbacks.models import Rollback
-from rollbacks.selectors import get_rollback_for
+from rollbacks.selectors import get_rollback_for, step_of
 
 
 # A plain Serializer here reads a request body or draws a response from a dict: it holds no model instance, so its
@@ -34,14 +32,6 @@ def _validated(serializer_class: Any, request: Request) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
-def _step_of(rollback: Rollback, step_id: Any) -> int:
-    """The step's id if it belongs to this rollback (from the steps already loaded with it), else 404."""
-    for step in rollback.steps.all():
-        if str(step.pk) == str(step_id):
-            return int(step.pk)
-    raise Http404("No such step in this rollback.")
-
-
 def _answer(request: Request, rollback_id: Any) -> Response:
     return Response(RollbackSerializer(get_rollback_for(request.user, rollback_id)).data)
 
@@ -51,7 +41,7 @@ class ConfirmCascadeView(APIView):
         request=ConfirmCascadeSerializer, responses={200: RollbackSerializer}, operation_id="confirm_cascade"
     )
     def post(self, request: Request, pk: str) -> Response:
-        rollback = get_rollback_for(request.user, pk)
+        rollback = get_rollback_for(request.user, pk, details=False)
         fields = _validated(ConfirmCascadeSerializer, request)
         execution.confirm_cascade(rollback.pk, actor=request.user, depth=fields.get("depth"))
         return _answer(request, pk)
@@ -60,16 +50,16 @@ class ConfirmCascadeView(APIView):
 class RetryStepView(APIView):
     @extend_schema(request=None, responses={200: RollbackSerializer}, operation_id="retry_step")
     def post(self, request: Request, pk: str, step_id: str) -> Response:
-        rollback = get_rollback_for(request.user, pk)
-        execution.retry_step(rollback.pk, _step_of(rollback, step_id), actor=request.user)
+        rollback = get_rollback_for(request.user, pk, details=False)
+        execution.retry_step(rollback.pk, step_of(rollback, step_id), actor=request.user)
         return _answer(request, pk)
 
 
 class ResolveStepView(APIView):
     @extend_schema(request=ResolveStepSerializer, responses={200: RollbackSerializer}, operation_id="resolve_step")
     def post(self, request: Request, pk: str, step_id: str) -> Response:
-        rollback = get_rollback_for(request.user, pk)
-        step = _step_of(rollback, step_id)
+        rollback = get_rollback_for(request.user, pk, details=False)
+        step = step_of(rollback, step_id)
         fields = _validated(ResolveStepSerializer, request)
         execution.resolve_step(rollback.pk, step, actor=request.user, note=fields["note"])
         return _answer(request, pk)

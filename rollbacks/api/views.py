@@ -11,16 +11,31 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from rollback_console.pagination import StrictLimitOffsetPagination
 from rollbacks import services
 from rollbacks.api.serializers import (
     RollbackRequestSerializer,
     RollbackSerializer,
     RollbackSummarySerializer,
     SignOffRequestSerializer,
+    StepPageSerializer,
+    StepSerializer,
 )
 from rollbacks.idempotency import MAX_KEY_LENGTH, respond_once
-from rollbacks.models import Rollback, RollbackState, Trigger
-from rollbacks.selectors import RollbackListFilter, get_rollback_for, rollbacks_listed_for
+from rollbacks.models import Rollback, RollbackState, StepOutcome, Trigger
+from rollbacks.selectors import (
+    RollbackListFilter,
+    StepFilter,
+    get_rollback_for,
+    rollback_steps,
+    rollbacks_listed_for,
+    step_counts_of,
+)
+
+
+class StepPagination(StrictLimitOffsetPagination):
+    default_limit = 100
+    max_limit = 1000
 
 
 def _validated(serializer_class: Any, request: Request) -> dict[str, Any]:
@@ -92,14 +107,50 @@ class RollbackViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Rollback]):
     @extend_schema(request=SignOffRequestSerializer, responses={200: RollbackSerializer})
     @action(detail=True, methods=["post"])
     def signoffs(self, request: Request, pk: str) -> Response:
-        rollback = get_rollback_for(request.user, pk)
+        rollback = get_rollback_for(request.user, pk, details=False)
         fields = _validated(SignOffRequestSerializer, request)
         services.sign_off(rollback.pk, signer=request.user, decision=fields["decision"], comment=fields["comment"])
         return Response(RollbackSerializer(get_rollback_for(request.user, pk)).data)
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "outcome",
+                OpenApiTypes.STR,
+                enum=StepOutcome.values,
+                many=True,
+                explode=True,
+                description="Repeat for any of several outcomes.",
+            ),
+            OpenApiParameter("depth", OpenApiTypes.INT, description="The cascade level (0: the targets)."),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="Steps per page (100; at most 1000)."),
+            OpenApiParameter("offset", OpenApiTypes.INT),
+        ],
+        responses=StepPageSerializer,
+        operation_id="rollback_steps",
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def steps(self, request: Request, pk: str) -> Response:
+        """The rollback's steps by depth and id, a page at a time, with the counts of every outcome."""
+        rollback = get_rollback_for(request.user, pk, details=False)
+        filters = StepFilter(request.query_params)
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        paginator = StepPagination()
+        page = paginator.paginate_queryset(rollback_steps(rollback, filters), request, view=self)
+        return Response(
+            {
+                "count": paginator.count,
+                "next": paginator.get_next_link(),
+                "previous": paginator.get_previous_link(),
+                "step_counts": step_counts_of(rollback),
+                "results": StepSerializer(page, many=True).data,
+            }
+        )
+
     @extend_schema(request=None, responses={200: RollbackSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        rollback = get_rollback_for(request.user, pk)
+        rollback = get_rollback_for(request.user, pk, details=False)
         services.cancel_rollback(rollback.pk, actor=request.user)
         return Response(RollbackSerializer(get_rollback_for(request.user, pk)).data)

@@ -12,8 +12,9 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from audit.verification import verify_and_checkpoint
 from console.drawing import GraphNode, cascade_levels, fits
-from console.views.rollbacks import AUDIT_ROWS, Progress
+from console.views.rollbacks import AUDIT_ROWS
 from rollbacks.models import RemediationTask, Rollback, RollbackState
+from rollbacks.selectors import StepProgress
 from rollbacks.services import plan_rollback, request_rollback, sign_off
 
 from .conftest import csrf_token, record, run_to_rest
@@ -66,12 +67,13 @@ def test_a_forbidden_page_is_the_consoles_own_with_debug_on_or_off(debug, cast, 
     [(1, 0, 1, 0, 100), (1, 0, 0, 0, 0), (1, 1, 0, 100, 0), (100, 99, 0, 99, 0), (2, 1, 1, 50, 50), (3, 2, 1, 66, 34)],
 )
 def test_the_progress_bar_counts_only_done_steps_as_done(total, finished, needs_person, percent, stuck):
-    progress = Progress(total=total, finished=finished, needs_person=needs_person, waiting=0, by_outcome=[])
+    others = {"pending": total - finished - needs_person}
+    progress = StepProgress({"reversed": finished, "failed": needs_person, **others})
     assert (progress.percent, progress.needs_person_percent) == (percent, stuck)
 
 
 def test_a_rollback_without_steps_shows_no_progress():
-    assert Progress(total=0, finished=0, needs_person=0, waiting=0, by_outcome=[]).percent == 0
+    assert StepProgress({}).percent == 0
 
 
 def test_a_step_waiting_for_a_person_is_not_drawn_as_done(cast, browser_for, task):

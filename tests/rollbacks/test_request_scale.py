@@ -1,5 +1,6 @@
 """A policy_reversal of every action approved under one policy version: the plan's cost in queries grows with
-the cascade's depth, never with the number of actions."""
+the cascade's depth, and with the number of actions only by a few statements per batch of FREEZE_BATCH actions
+(steps and state changes are written in batches so that memory stays bounded), never per action."""
 
 import math
 
@@ -8,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from rollbacks.models import Step
-from rollbacks.services import request_rollback
+from rollbacks.services import FREEZE_BATCH, request_rollback
 from tests.rollbacks.graphs import build_policy_graph, load_demo_policy_as
 
 pytestmark = [
@@ -30,7 +31,7 @@ def request_policy_reversal(cast, version_id):
     return rollback, [query["sql"] for query in captured.captured_queries]
 
 
-def test_planning_ten_thousand_actions_costs_the_same_queries_as_a_hundred(cast):
+def test_planning_ten_thousand_actions_costs_a_hundreds_queries_and_a_few_per_batch(cast):
     warm_version = load_demo_policy_as("scale-warm")
     small_version = load_demo_policy_as("scale-small")
     large_version = load_demo_policy_as("scale-large")
@@ -71,7 +72,12 @@ def test_planning_ten_thousand_actions_costs_the_same_queries_as_a_hundred(cast)
     def audit_inserts(queries):
         return [sql for sql in queries if sql.startswith(AUDIT_INSERTS)]
 
-    assert len(planning(large_queries)) == len(planning(small_queries))
+    # A hundred actions fit in one batch; ten thousand take ceil(10,000 / FREEZE_BATCH) per level at most. Each
+    # batch costs a bounded number of statements (the steps' insert, the lookup of the steps they were reached
+    # from, the actions' locks and state change with its savepoints), so the difference is a handful per batch.
+    batches = math.ceil(4000 / FREEZE_BATCH) * 2 + math.ceil(2000 / FREEZE_BATCH) + math.ceil(10_000 / FREEZE_BATCH)
+    extra = len(planning(large_queries)) - len(planning(small_queries))
+    assert 0 < extra <= 8 * batches
     # The audit trail takes one event per action whose state moves, and one link per planned action; its
     # writer inserts them in batches (1,000 events, 2,000 links), so only those inserts follow the size.
     events, links = 10_000 + 1, 10_000
