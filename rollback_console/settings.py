@@ -11,7 +11,9 @@ import dj_database_url
 import django_stubs_ext
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
+from rollback_console import queues
 from rollback_console.env import env_bool, env_int, env_list, env_str
 
 # Lets classes that are generic only in the type stubs (ModelAdmin[Action], Prefetch[...]) be subscripted at run
@@ -226,7 +228,37 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # Redis redelivers an unacknowledged message after the visibility timeout: every retry delay must stay
     # below it, or a delayed retry would be delivered twice (tests/rollbacks assert this).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        # A Redis that vanishes without closing the socket (failover, a stopped container) must not hang a
+        # publish or a consume forever: time out, and let Celery reconnect (docs/execution.md, "Broker outages").
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 10,
+        "retry_on_timeout": True,
+    }
+# Queues (rollback_console/queues.py): execution, communications and housekeeping, each with its own workers.
+CELERY_QUEUE_PREFIX = env_str("CELERY_QUEUE_PREFIX", "")
+CELERY_TASK_ROUTES = queues.routes(CELERY_QUEUE_PREFIX)
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_PREFIX + queues.HOUSEKEEPING  # a worker without -Q consumes it too
+CELERY_TASK_CREATE_MISSING_QUEUES = True
+# `celery worker` without -Q consumes every queue (the demo); compose gives each service its own with -Q.
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in queues.queue_names(CELERY_QUEUE_PREFIX)]
+# Broker outages (docs/execution.md): the worker reconnects for ever rather than exit, at start as later; a
+# publish (dispatch's on-commit queueing, a task's retry) waits out a restart of about half a minute before it
+# gives up, and then the stalled-rollback sweeper queues the work again.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 12, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
+# On a lost connection the tasks in flight are stopped and left unacknowledged, so the broker hands them out again
+# and the redelivery finds whatever phase they finished recorded (each call carries its idempotency key). Left
+# running, such a task would be acknowledged through the dead connection when it ends, and kombu 5.7's Redis
+# transport then raises AttributeError ('NoneType' object has no attribute 'hostname') in the worker's main
+# process, which dies of it (docs/execution.md, "Broker outages"; tests/integration/test_broker_outage.py).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -291,6 +323,9 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
     },
 }
+
+# GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; empty (the default) leaves it 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 LOGGING = {
     "version": 1,

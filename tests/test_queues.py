@@ -1,0 +1,65 @@
+"""Every task of ours runs on one of the three documented queues, so a slow integrator (execution) cannot starve
+messages (communications) or the sweeper and the audit anchors (housekeeping)."""
+
+import re
+from pathlib import Path
+
+import pytest
+from celery import shared_task
+from django.conf import settings
+
+from rollback_console import queues
+from rollback_console.celery import app as celery_app
+from tests.rollbacks.test_worker_guard import OUR_PACKAGES, our_tasks
+
+DOCS = Path(settings.BASE_DIR) / "docs" / "execution.md"
+
+
+def unrouted() -> list[str]:
+    return [name for name in our_tasks() if celery_app.amqp.router.route({}, name)["queue"].name not in queues.QUEUES]
+
+
+def test_every_registered_task_of_ours_is_routed_to_one_of_the_three_queues():
+    assert our_tasks(), "the registry lists our tasks"
+    assert sorted(queues.TASK_QUEUES) == our_tasks()
+    assert unrouted() == []
+
+
+def test_execution_messages_and_housekeeping_go_to_their_own_queues():
+    def queue_of(name: str) -> str:
+        return celery_app.amqp.router.route({}, name)["queue"].name
+
+    assert queue_of("rollbacks.tasks.execute_steps") == queue_of("rollbacks.tasks.run_rollback") == "execution"
+    assert queue_of("rollbacks.tasks.send_communication") == "communications"
+    assert queue_of("rollbacks.tasks.send_integrator_events") == "communications"
+    assert queue_of("rollbacks.tasks.resume_stalled_rollbacks") == "housekeeping"
+    assert queue_of("audit.tasks.anchor_audit_head") == "housekeeping"
+
+
+def test_a_new_task_without_a_route_fails_the_routing_check():
+    @shared_task(name="rollbacks.tasks.an_unrouted_task_for_this_test")
+    def unrouted_task() -> None:
+        """Registered only while this test runs."""
+
+    try:
+        assert "rollbacks.tasks.an_unrouted_task_for_this_test" in unrouted()
+        assert sorted(queues.TASK_QUEUES) != our_tasks()
+    finally:
+        del celery_app.tasks["rollbacks.tasks.an_unrouted_task_for_this_test"]
+
+
+def test_a_worker_started_without_queues_consumes_all_three():
+    assert sorted(celery_app.amqp.queues.consume_from) == sorted(queues.QUEUES)
+
+
+@pytest.mark.parametrize("queue", queues.QUEUES)
+def test_each_queue_is_documented_with_its_tasks(queue):
+    text = DOCS.read_text()
+    assert re.search(rf"`{queue}`", text), f"docs/execution.md names the {queue} queue"
+    for task, routed in queues.TASK_QUEUES.items():
+        if routed == queue:
+            assert task in text, f"docs/execution.md lists {task}"
+
+
+def test_our_packages_are_the_ones_the_worker_guard_test_covers():
+    assert {task.split(".")[0] for task in queues.TASK_QUEUES} <= OUR_PACKAGES
