@@ -12,6 +12,7 @@ import django_stubs_ext
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 from rollback_console import queues
 from rollback_console.env import env_bool, env_int, env_list, env_str
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "rollback_console.logs.RequestContextMiddleware",  # first: every line logged for a request names it
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under gunicorn (docker-compose), no web server needed
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -253,12 +255,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 12, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
-# On a lost connection the tasks in flight are stopped and left unacknowledged, so the broker hands them out again
-# and the redelivery finds whatever phase they finished recorded (each call carries its idempotency key). Left
-# running, such a task would be acknowledged through the dead connection when it ends, and kombu 5.7's Redis
-# transport then raises AttributeError ('NoneType' object has no attribute 'hostname') in the worker's main
-# process, which dies of it (docs/execution.md, "Broker outages"; tests/integration/test_broker_outage.py).
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# On a lost connection a task in flight finishes its call and records its outcome; it is acknowledged once Redis
+# is back, or redelivered after the visibility timeout and finds its work done. Cancelling it (Celery 6's default)
+# would cut a call to an integrator in half for nothing. Celery 5.7.0 is pinned away from (pyproject.toml): its
+# consumer closes the lost connection after collecting it, kombu's Redis channel then restores unacknowledged
+# messages through a transport whose client is gone, and the worker's main process dies of
+# AttributeError('NoneType' object has no attribute 'hostname') (docs/execution.md, "Broker outages";
+# tests/integration/test_broker_outage.py).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -327,9 +331,26 @@ CONTENT_SECURITY_POLICY = {
 # GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; empty (the default) leaves it 404.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
+# Logs (rollback_console/logs.py): every line carries the rollback, step, task or request it is about. JSON, one
+# object a line, unless DEBUG (the demo) or LOG_FORMAT=plain; the workers log the same way (Celery leaves the root
+# logger to this configuration).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("LOG_FORMAT is json or plain.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "rollback_console.logs.ContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(processName)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "processName": "process"},
+            "reserved_attrs": [*RESERVED_ATTRS, "context"]  # `context` is the plain format's,
+        },
+        "plain": {"format": "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s%(context)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["context"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -93,7 +93,6 @@ def outage_worker(private_redis, receiver, monkeypatch) -> Iterator[WorkerProces
             worker.start()
             yield worker
         finally:
-            Path("/tmp/ops-last-worker.log").write_text(worker.log())  # DEBUG-REMOVE
             worker.kill()
             monkeypatch.undo()
             forget_broker_connections()
