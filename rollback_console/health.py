@@ -53,7 +53,7 @@ def readiness() -> dict[str, str]:
     for name, check in READINESS_CHECKS:
         try:
             reason = check()
-        except Exception as error:  # noqa: BLE001 - any failure of a part is that part not being ready
+        except Exception as error:
             reason = f"{type(error).__name__}: {error}"
         if reason is not None:
             logger.warning("readiness check %s failed: %s", name, reason)

@@ -54,7 +54,6 @@ class ContextFilter(logging.Filter):
         return True
 
 
-@task_prerun.connect
 def _task_started(task_id: str | None = None, task: Any = None, args: Any = None, **_: Any) -> None:
     name = getattr(task, "name", None)
     ids: dict[str, Any] = {"task": name, "task_id": task_id}
@@ -65,9 +64,12 @@ def _task_started(task_id: str | None = None, task: Any = None, args: Any = None
     _context.set(ids)
 
 
-@task_postrun.connect
 def _task_ended(**_: Any) -> None:
     _context.set(None)
+
+
+task_prerun.connect(_task_started)
+task_postrun.connect(_task_ended)
 
 
 class RequestContextMiddleware:

@@ -11,7 +11,6 @@ import dj_database_url
 import django_stubs_ext
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Exchange, Queue
 from pythonjsonlogger.core import RESERVED_ATTRS
 
 from rollback_console import queues
@@ -246,7 +245,7 @@ CELERY_TASK_ROUTES = queues.routes(CELERY_QUEUE_PREFIX)
 CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_PREFIX + queues.HOUSEKEEPING  # a worker without -Q consumes it too
 CELERY_TASK_CREATE_MISSING_QUEUES = True
 # `celery worker` without -Q consumes every queue (the demo); compose gives each service its own with -Q.
-CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in queues.queue_names(CELERY_QUEUE_PREFIX)]
+CELERY_TASK_QUEUES = {name: {"exchange": name, "routing_key": name} for name in queues.queue_names(CELERY_QUEUE_PREFIX)}
 # Broker outages (docs/execution.md): the worker reconnects for ever rather than exit, at start as later; a
 # publish (dispatch's on-commit queueing, a task's retry) waits out a restart of about half a minute before it
 # gives up, and then the stalled-rollback sweeper queues the work again.
@@ -346,7 +345,7 @@ LOGGING = {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(processName)s %(message)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "processName": "process"},
-            "reserved_attrs": [*RESERVED_ATTRS, "context"]  # `context` is the plain format's,
+            "reserved_attrs": [*RESERVED_ATTRS, "context"],  # `context` is the plain format's,
         },
         "plain": {"format": "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s%(context)s"},
     },

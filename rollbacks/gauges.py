@@ -1,6 +1,9 @@
 """Counts read at scrape time for GET /metrics (rollback_console/metrics.py): what the database says now, so web
 processes and workers need not share memory. One query per function, whatever the number of rows."""
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from django.db.models import Count, Q
 
 from audit.models import AuditChainHead
@@ -17,9 +20,9 @@ from rollbacks.models import (
 )
 
 
-def _by(rows: list[dict[str, object]], key: str, names: list[str]) -> dict[str, int]:
+def _by(rows: Iterable[Mapping[str, Any]], key: str, names: list[str]) -> dict[str, int]:
     """Every known name (0 when absent, so a series never vanishes), and any other the rows hold."""
-    found = {str(row[key]): int(str(row["count"])) for row in rows}
+    found = {str(row[key]): int(row["count"]) for row in rows}
     return {name: 0 for name in names} | found
 
 

@@ -46,7 +46,11 @@ def test_readyz_reports_a_stopped_broker_with_503_naming_it(client, monkeypatch)
     response = client.get("/readyz")
 
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "failed": ["broker"], "checks": {"database": "ok", "broker": "failed"}}
+    assert response.json() == {
+        "status": "unavailable",
+        "failed": ["broker"],
+        "checks": {"database": "ok", "broker": "failed"},
+    }
     assert "127.0.0.1" not in response.content.decode(), "why it failed goes to the log, not to the caller"
 
 
