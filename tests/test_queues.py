@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from celery import shared_task
 from django.conf import settings
 
@@ -67,3 +68,35 @@ def test_each_queue_is_documented_with_its_tasks(queue):
 
 def test_our_packages_are_the_ones_the_worker_guard_test_covers():
     assert {task.split(".")[0] for task in queues.TASK_QUEUES} <= OUR_PACKAGES
+
+
+COMPOSE = yaml.safe_load((Path(settings.BASE_DIR) / "docker-compose.yml").read_text())
+
+
+def test_compose_runs_a_worker_service_per_queue_each_restarted_and_stopped_gracefully():
+    services = COMPOSE["services"]
+    consumed = {}
+    for name, service in services.items():
+        command = service.get("command", [])
+        if command[:4] == ["celery", "-A", "rollback_console", "worker"]:
+            consumed[name] = command[command.index("-Q") + 1]
+            assert service["restart"] == "unless-stopped"
+            assert int(service["stop_grace_period"].rstrip("s")) >= 30, "time for a warm shutdown"
+    assert consumed == {f"worker-{queue}": queue for queue in queues.QUEUES}
+    assert [name for name, s in services.items() if "beat" in s.get("command", [])] == ["beat"]
+
+
+def test_compose_web_stops_gracefully_and_logs_json():
+    web = COMPOSE["services"]["web"]
+    command = web["command"]
+    graceful = int(command[command.index("--graceful-timeout") + 1])
+    assert int(web["stop_grace_period"].rstrip("s")) > graceful
+    assert web["restart"] == "unless-stopped"
+    assert web["environment"]["LOG_FORMAT"] == "${LOG_FORMAT:-json}"
+    assert "/healthz" in " ".join(web["healthcheck"]["test"])
+
+
+def test_the_demo_runs_its_worker_under_the_supervisor_on_every_queue():
+    demo = (Path(settings.BASE_DIR) / "scripts" / "demo").read_text()
+    [line] = [line for line in demo.splitlines() if "celery -A rollback_console worker" in line]
+    assert line.startswith("scripts/supervise ") and " -Q " not in line
