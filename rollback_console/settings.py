@@ -247,13 +247,13 @@ CELERY_TASK_CREATE_MISSING_QUEUES = True
 # `celery worker` without -Q consumes every queue (the demo); compose gives each service its own with -Q.
 CELERY_TASK_QUEUES = {name: {"exchange": name, "routing_key": name} for name in queues.queue_names(CELERY_QUEUE_PREFIX)}
 # Broker outages (docs/execution.md): the worker reconnects for ever rather than exit, at start as later; a
-# publish (dispatch's on-commit queueing, a task's retry) waits out a restart of about half a minute before it
-# gives up, and then the stalled-rollback sweeper queues the work again.
+# publish (dispatch's on-commit queueing, a task's retry) waits out a restart of about ten seconds before it gives
+# up (longer would hold a web request that long), and then the stalled-rollback sweeper queues the work again.
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_PUBLISH_RETRY = True
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 12, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.5, "interval_step": 1, "interval_max": 3}
 # On a lost connection a task in flight finishes its call and records its outcome; it is acknowledged once Redis
 # is back, or redelivered after the visibility timeout and finds its work done. Cancelling it (Celery 6's default)
 # would cut a call to an integrator in half for nothing. Celery 5.7.0 is pinned away from (pyproject.toml): its

@@ -1,8 +1,10 @@
 """A Redis restart mid-rollback: the worker survives it (or its supervisor restarts it) and the rollback completes
-with each effect once. Redis here is a private redis-server on a spare port, stopped and started by the test, with
-an append-only file as compose's Redis has, so what was queued survives the restart as it does there."""
+with each effect once; and a warm shutdown (SIGTERM) finishes the call in flight before the worker exits. Redis
+here is a private redis-server on a spare port, stopped and started by the test, with an append-only file as
+compose's Redis has, so what was queued survives the restart as it does there."""
 
 import contextlib
+import signal
 import socket
 import subprocess
 import tempfile
@@ -126,3 +128,25 @@ def test_a_redis_restart_mid_rollback_leaves_the_worker_running_and_the_rollback
     assert_each_reversal_applied_once(receiver, [action.external_id for action in targets])
     with contextlib.suppress(Exception):
         receiver.reset()
+
+
+def test_a_warm_shutdown_finishes_the_call_in_flight_and_the_next_worker_carries_on_once(cast, receiver, outage_worker):
+    targets = chain(cast, "refund.issue", "loyalty.points_grant", prefix="w")
+    hold = receiver.hold_at("w-0", "reverse")
+    rollback = authorize(cast, [Action.objects.get(external_id="w-0")])
+    assert hold.reached.wait(timeout=30), outage_worker.log()[-3000:]
+
+    assert outage_worker.process is not None
+    outage_worker.process.send_signal(signal.SIGTERM)  # docker-compose stop: a warm shutdown
+    time.sleep(1)
+    assert outage_worker.alive(), "the worker waits for its task in flight"
+    receiver.release()
+    assert outage_worker.process.wait(timeout=30) == 0
+    step = rollback.steps.get(action__external_id="w-0")
+    assert step.outcome == "reversed", "the call in flight finished and its outcome was recorded"
+
+    outage_worker.start()
+    settled(rollback, outage_worker, timeout=60)
+    assert rollback.state == "completed"
+    assert receiver.reverse_calls("w-0") == 1, "acknowledged before exiting: not redelivered, not called again"
+    assert_each_reversal_applied_once(receiver, [action.external_id for action in targets])
