@@ -54,7 +54,7 @@ def test_a_new_task_without_a_route_fails_the_routing_check():
 
 
 def test_a_worker_started_without_queues_consumes_all_three():
-    assert sorted(celery_app.amqp.queues.consume_from) == sorted(queues.QUEUES)
+    assert sorted(celery_app.conf.task_queues) == sorted(queues.QUEUES)
 
 
 @pytest.mark.parametrize("queue", queues.QUEUES)
