@@ -11,7 +11,9 @@ import dj_database_url
 import django_stubs_ext
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
+from pythonjsonlogger.core import RESERVED_ATTRS
 
+from rollback_console import queues
 from rollback_console.env import env_bool, env_int, env_list, env_str
 
 # Lets classes that are generic only in the type stubs (ModelAdmin[Action], Prefetch[...]) be subscripted at run
@@ -58,6 +60,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "rollback_console.logs.RequestContextMiddleware",  # first: every line logged for a request names it
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under gunicorn (docker-compose), no web server needed
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -228,7 +231,39 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # Redis redelivers an unacknowledged message after the visibility timeout: every retry delay must stay
     # below it, or a delayed retry would be delivered twice (tests/rollbacks assert this).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        # A Redis that vanishes without closing the socket (failover, a stopped container) must not hang a
+        # publish or a consume forever: time out, and let Celery reconnect (docs/execution.md, "Broker outages").
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 10,
+        "retry_on_timeout": True,
+    }
+# Queues (rollback_console/queues.py): execution, communications and housekeeping, each with its own workers.
+CELERY_QUEUE_PREFIX = env_str("CELERY_QUEUE_PREFIX", "")
+CELERY_TASK_ROUTES = queues.routes(CELERY_QUEUE_PREFIX)
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_PREFIX + queues.HOUSEKEEPING  # a worker without -Q consumes it too
+CELERY_TASK_CREATE_MISSING_QUEUES = True
+# `celery worker` without -Q consumes every queue (the demo); compose gives each service its own with -Q.
+CELERY_TASK_QUEUES = {name: {"exchange": name, "routing_key": name} for name in queues.queue_names(CELERY_QUEUE_PREFIX)}
+# Broker outages (docs/execution.md): the worker reconnects for ever rather than exit, at start as later; a
+# publish (dispatch's on-commit queueing, a task's retry) waits out a restart of about ten seconds before it gives
+# up (longer would hold a web request that long), and then the stalled-rollback sweeper queues the work again.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.5, "interval_step": 1, "interval_max": 3}
+# On a lost connection a task in flight finishes its call and records its outcome; it is acknowledged once Redis
+# is back, or redelivered after the visibility timeout and finds its work done. Cancelling it (Celery 6's default)
+# would cut a call to an integrator in half for nothing. Celery 5.7.0 is pinned away from (pyproject.toml): its
+# consumer closes the lost connection after collecting it, kombu's Redis channel then restores unacknowledged
+# messages through a transport whose client is gone, and the worker's main process dies of
+# AttributeError('NoneType' object has no attribute 'hostname') (docs/execution.md, "Broker outages";
+# tests/integration/test_broker_outage.py).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -297,9 +332,29 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; empty (the default) leaves it 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
+# Logs (rollback_console/logs.py): every line carries the rollback, step, task or request it is about. JSON, one
+# object a line, unless DEBUG (the demo) or LOG_FORMAT=plain; the workers log the same way (Celery leaves the root
+# logger to this configuration).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("LOG_FORMAT is json or plain.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "rollback_console.logs.ContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(processName)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "processName": "process"},
+            "reserved_attrs": [*RESERVED_ATTRS, "context"],  # `context` is the plain format's,
+        },
+        "plain": {"format": "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s%(context)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["context"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -4,6 +4,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
 
+from rollback_console import health, metrics
+
 # Django's account pages without the password reset flow, which stays off unless PASSWORD_RESET_ENABLED says
 # otherwise: it mails whoever names an address a way in.
 accounts: list[URLPattern | URLResolver] = [
@@ -22,6 +24,10 @@ urlpatterns = [
     path("console/", include("console.urls")),
     path("api/v1/", include("rollback_console.api_urls")),
     path("demo-shop/", include("demo_shop.urls")),
+    # Operations (the contract): probes for orchestrators and Prometheus, outside the API and its throttles.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]
 
 handler404 = "rollback_console.api_errors.not_found"

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import connection
 
 from audit.models import AuditChainHead
+from rollback_console import queues
 
 pytestmark = pytest.mark.worker
 
@@ -52,6 +53,9 @@ def filesystem_worker(tmp_path: Path, monkeypatch, **env: str) -> Iterator[Calla
     monkeypatch.setenv("CELERY_BROKER_URL", "filesystem://")  # Celery prefers it to the app's own setting
     sender = Celery(broker="filesystem://")
     sender.conf.broker_transport_options = filesystem_options(tmp_path)
+    # To the queues the worker consumes, as the project's app routes (anything else to its default queue).
+    sender.conf.task_routes = queues.routes()
+    sender.conf.task_default_queue = queues.HOUSEKEEPING
 
     def send(task: str, *args: object) -> str:
         message = sender.send_task(task, args=list(args), kwargs={})

@@ -126,9 +126,11 @@ def eager_workers(settings, shop_answers_ok) -> Iterator[None]:  # type: ignore[
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
+    # The app reads Django's settings under the CELERY_ namespace: celery 5.6 ignores `app.conf.task_always_eager
+    # = ...`, so the key is written with it.
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
     yield
-    app.conf.task_always_eager = previous
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=previous)
 
 
 def run_to_rest(rollback_id: int, capture: Any) -> Rollback:

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from policies.services import load_policy
+from rollback_console import queues
 from rollback_console.celery import app as celery_app
 from tests.conftest import DEMO_MANIFEST
 from tests.integration.receiver import Receiver
@@ -67,7 +68,7 @@ class WorkerProcess:
                     "-c",
                     "2",
                     "-Q",
-                    self.queue,
+                    ",".join(queues.queue_names(self.queue + "-")),  # all three, as the demo's worker takes them
                     "-n",
                     f"{self.queue}-{self.starts}@%h",
                     "--without-gossip",
@@ -107,18 +108,14 @@ def receiver() -> Iterator[Receiver]:
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def worker_process(django_db_setup, receiver) -> Iterator[WorkerProcess]:
-    """The module's worker, on a queue of its own, reading and writing the pytest database."""
-    if connection.vendor != "postgresql" or not broker_is_redis():
-        pytest.skip("real workers run on PostgreSQL and Redis")
+def worker_env(queue: str, receiver: Receiver, broker_url: str) -> dict[str, str]:
+    """The environment of a test worker: the pytest database, the given broker, the test receiver."""
     db = connection.settings_dict
-    queue = f"rc-test-{uuid.uuid4().hex[:12]}"
-    env = {
+    return {
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER'] or 'root'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
         f"{db['NAME']}",
-        "CELERY_BROKER_URL": str(settings.CELERY_BROKER_URL),
+        "CELERY_BROKER_URL": broker_url,
         "CELERY_VISIBILITY_TIMEOUT": str(WORKER_VISIBILITY_TIMEOUT),
         "RC_TEST_QUEUE": queue,
         "RC_TEST_RECEIVER_URL": receiver.url,
@@ -128,18 +125,44 @@ def worker_process(django_db_setup, receiver) -> Iterator[WorkerProcess]:
         "DB_CONN_MAX_AGE": "0",
         "PYTHON_REVERSAL_MODULES": ",".join(settings.PYTHON_REVERSAL_MODULES),
     }
-    previous_queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue  # what this process queues goes to the module's worker
-    with tempfile.TemporaryDirectory(prefix="rc-worker-") as log_dir:
+
+
+@pytest.fixture(scope="module")
+def worker_process(django_db_setup, receiver) -> Iterator[WorkerProcess]:
+    """The module's worker, on a queue of its own, reading and writing the pytest database."""
+    if connection.vendor != "postgresql" or not broker_is_redis():
+        pytest.skip("real workers run on PostgreSQL and Redis")
+    queue = f"rc-test-{uuid.uuid4().hex[:12]}"
+    env = worker_env(queue, receiver, str(settings.CELERY_BROKER_URL))
+    with tempfile.TemporaryDirectory(prefix="rc-worker-") as log_dir, routed_to(queue):
         worker = WorkerProcess(queue, env, Path(log_dir))
         try:
             worker.start()
             yield worker
         finally:
             worker.kill()
-            celery_app.conf.task_default_queue = previous_queue
             with celery_app.connection_for_write() as conn:
-                conn.default_channel.queue_purge(queue)
+                for name in queues.queue_names(queue + "-"):
+                    conn.default_channel.queue_purge(name)
+
+
+@contextlib.contextmanager
+def routed_to(queue: str) -> Iterator[None]:
+    """What this process queues goes to the queues of the worker started on `queue` (tests/integration/worker_app)."""
+    previous = {"task_routes": celery_app.conf.task_routes, "task_default_queue": celery_app.conf.task_default_queue}
+    reroute(task_routes=queues.routes(queue + "-"), task_default_queue=queue + "-" + queues.HOUSEKEEPING)
+    try:
+        yield
+    finally:
+        reroute(**previous)
+
+
+def reroute(**conf: Any) -> None:
+    """Change the app's routes at run time: Celery builds its router once, so it is built again. The app reads
+    Django's settings under the CELERY_ namespace, so the keys are written with it."""
+    celery_app.conf.update({f"CELERY_{key.upper()}": value for key, value in conf.items()})
+    celery_app.amqp.flush_routes()
+    celery_app.amqp.__dict__.pop("router", None)  # a cached property
 
 
 @pytest.fixture

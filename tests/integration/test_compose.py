@@ -26,5 +26,5 @@ def test_every_service_that_uses_the_broker_carries_the_password_in_its_url():
         if "CELERY_BROKER_URL" in service.get("environment", {})
     }
 
-    assert {"web", "worker", "beat"} <= set(users)
+    assert {"web", "worker-execution", "worker-communications", "worker-housekeeping", "beat"} <= set(users)
     assert set(users.values()) == {"redis://:${REDIS_PASSWORD:-}@redis:6379/0"}

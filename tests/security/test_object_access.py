@@ -208,3 +208,42 @@ def test_a_page_or_list_shows_an_outsider_nothing_of_the_hidden_incident(route, 
     response = _call(_client(getattr(cast, username), route.api), "GET", url, route.api)
     assert response.status_code < 500
     assert MARKER not in response.content.decode(), f"{username} GET {url} shows the incident"
+
+
+# Routed outside the API and the console, each with who may call it; a new top-level route fails the walk below
+# until it is listed here and its refusal tested (tests/test_operations.py holds the operations' own tests).
+OUTSIDE = {
+    "": "a redirect to /console/",
+    "admin/": "Django's admin (staff only, its own login)",
+    "accounts/": "the login pages",
+    "demo-shop/": "the demo integrator's signed receivers (tests/demo_shop)",
+    "healthz": "anyone: says only that the process serves",
+    "readyz": "anyone: names the parts that failed, never why",
+    "metrics": "only with `Authorization: Bearer <METRICS_TOKEN>`; 404 otherwise",
+}
+
+
+def test_every_route_outside_the_api_and_the_console_is_listed_with_who_may_call_it():
+    tops = {
+        path.split("/")[0] + ("/" if "/" in path else "")
+        for path, _ in _walk(get_resolver().url_patterns)
+        if not path.startswith(("api/v1/", "console/"))
+    }
+    assert tops == set(OUTSIDE)
+
+
+@pytest.mark.parametrize("username", [None, *OUTSIDERS, "audrey"])
+def test_metrics_refuse_everyone_without_the_token(username, cast, settings):
+    settings.METRICS_TOKEN = "the-scraper-token-" + "x" * 30
+    client = Client()
+    if username:
+        client.force_login(getattr(cast, username))
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_the_probes_reveal_no_object(path, incident):
+    response = Client().get(path)
+    assert response.status_code in {200, 503}
+    assert MARKER not in response.content.decode()
