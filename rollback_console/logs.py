@@ -18,7 +18,7 @@ from typing import Any
 from celery.signals import task_postrun, task_prerun
 from django.http import HttpRequest, HttpResponse
 
-FIELDS = ("rollback_id", "step_ids", "communication_id", "task", "task_id", "request_id", "path")
+FIELDS = ("rollback_id", "step_ids", "communication_id", "delivery_id", "task", "task_id", "request_id", "path")
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("log_context", default=None)
 
 # What the first argument of each of our tasks names (rollbacks.dispatch registers them under these names).
@@ -27,6 +27,7 @@ TASK_ARGUMENTS = {
     "rollbacks.tasks.send_integrator_events": "rollback_id",
     "rollbacks.tasks.execute_steps": "step_ids",
     "rollbacks.tasks.send_communication": "communication_id",
+    "rollbacks.tasks.send_announcement": "delivery_id",
 }
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
