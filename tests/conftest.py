@@ -225,3 +225,12 @@ def cast(db) -> SimpleNamespace:  # type: ignore[no-untyped-def]
 def policy(cast):  # type: ignore[no-untyped-def]
     """The current (demo) policy's manifest."""
     return current_policy()[1]
+
+
+@pytest.fixture(autouse=True)
+def _closed_circuits(django_db_setup) -> None:  # type: ignore[no-untyped-def]
+    """Integrators' circuits live outside the database (Redis, or files beside the embedded broker): each test
+    starts with every circuit closed and no failures counted by the tests before it."""
+    from rollbacks.circuits import reset_circuits
+
+    reset_circuits()  # after the test database exists: the circuits' keys carry its name

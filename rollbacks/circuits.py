@@ -1,0 +1,393 @@
+"""Calls to integrators: how many may be open at once, and whether an integrator is called at all.
+
+Every HTTP call to an integrator (a reversal phase, a customer notification, an integrator event) goes through
+`call_integrator`. It holds one of the integrator's `max_in_flight` slots, counted across all workers, while the
+call travels, and feeds the integrator's circuit breaker: after `trip_after` consecutive transient failures
+(timeouts, refused connections, 5xx) the circuit opens and nobody calls the integrator for `cool_down`; then one
+call, the probe (`half_open`), decides whether it closes again or stays open for another cool-down. A call the
+circuit stops raises CircuitOpen before anything is sent, so the caller can leave its step or message pending.
+
+The shared state lives in Redis when the broker is Redis (a slot is a lease in a sorted set that expires after
+the longest a call may take, so a killed worker's slots come back by themselves), and otherwise in lock files
+beside the embedded broker (a slot is an flock, which the kernel drops with the process that held it). Keys carry
+the database's name, so test databases, or two installations on one Redis, do not share circuits.
+
+`run_concurrently` is the worker's pool: the calls of one phase of a batch travel at once on its threads (bounded
+by INTEGRATOR_CALL_THREADS per process, and by the slots across processes).
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol, TypeVar
+
+import redis
+from django.conf import settings
+from django.db import connections
+
+from policies.manifest import parse_duration
+from policies.selectors import current_policy
+
+CLOSED = "closed"
+OPEN = "open"
+HALF_OPEN = "half_open"
+
+DEFAULT_MAX_IN_FLIGHT = 16
+DEFAULT_TRIP_AFTER = 20
+DEFAULT_COOL_DOWN = 60.0
+# While another call probes a half-open circuit, the others look again after this long.
+PROBE_WAIT_SECONDS = 1.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    trip_after: int = DEFAULT_TRIP_AFTER
+    cool_down: float = DEFAULT_COOL_DOWN
+
+
+def limits_of(table: Mapping[str, Any] | None) -> Limits:
+    """An `[integrators.KEY]` table's limits (validated by the manifest loader), the defaults where it names none."""
+    table = table or {}
+    cool_down = table.get("cool_down")
+    return Limits(
+        max_in_flight=int(table.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)),
+        trip_after=int(table.get("trip_after", DEFAULT_TRIP_AFTER)),
+        cool_down=parse_duration(cool_down).total_seconds() if isinstance(cool_down, str) else DEFAULT_COOL_DOWN,
+    )
+
+
+class CircuitOpen(Exception):
+    """The integrator's circuit is open (or another call is probing it): nothing was sent."""
+
+    def __init__(self, integrator: str, retry_in: float) -> None:
+        super().__init__(f"the circuit of integrator {integrator!r} is open; calls resume in {retry_in:.0f} s")
+        self.integrator = integrator
+        self.retry_in = retry_in
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What call_integrator learned besides the call's own result: the circuit's state once it was recorded."""
+
+    circuit: str
+
+
+def call_integrator(
+    integrator: str, table: Mapping[str, Any] | None, send: Callable[[], T], *, transient: Callable[[T], bool]
+) -> tuple[T, Answer]:
+    """Send one call to `integrator` within its bounds. Raises CircuitOpen (nothing sent) while its circuit is
+    open. `transient(result)` says whether the result was a timeout, refused connection or 5xx."""
+    limits = limits_of(table)
+    store = _store()
+    state, retry_in = store.circuit(integrator)
+    probe = None
+    if state == OPEN:
+        raise CircuitOpen(integrator, retry_in)
+    if state == HALF_OPEN:
+        probe = store.take_probe(integrator, _lease_seconds())
+        if probe is None:
+            raise CircuitOpen(integrator, PROBE_WAIT_SECONDS)
+    try:
+        with store.slot(integrator, limits.max_in_flight, _lease_seconds()):
+            result = send()
+    except BaseException:
+        store.release_probe(integrator, probe)
+        raise
+    after = store.record(integrator, failed=transient(result), limits=limits, probe=probe)
+    return result, Answer(after)
+
+
+def circuit_of(integrator: str) -> tuple[str, float]:
+    """(state, seconds until a probe may be sent) of one integrator's circuit."""
+    return _store().circuit(integrator)
+
+
+def circuit_states() -> dict[str, str]:
+    """Every integrator of the current policy with its circuit's state, e.g. {"shop": "closed"}: what the
+    console, `/readyz` and the metrics report."""
+    try:
+        _, manifest = current_policy()
+    except Exception:  # no policy loaded yet: no integrator to report
+        return {}
+    store = _store()
+    return {key: store.circuit(key)[0] for key in sorted(manifest.integrators)}
+
+
+def reset_circuits() -> None:
+    """Forget every circuit's failures and every slot (tests start from here)."""
+    _store().reset()
+
+
+def run_concurrently(
+    calls: Sequence[Callable[[], T]], *, inline: bool = False
+) -> Iterator[list[tuple[int, T | BaseException]]]:
+    """Run the calls on the worker's pool, yielding (index, result or exception) in waves as they complete, so
+    the caller can record what answered while the rest still travel. Calls that need no integrator (`inline`),
+    one call, or a pool of one thread run here in order and come back as one wave; an exception raised by a call
+    propagates at once, as it would have before."""
+    threads = settings.INTEGRATOR_CALL_THREADS
+    if inline or threads <= 1 or len(calls) <= 1:
+        yield [(index, call()) for index, call in enumerate(calls)]
+        return
+    pool = _pool(threads)
+    futures: dict[Future[T], int] = {pool.submit(call): index for index, call in enumerate(calls)}
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        wave: list[tuple[int, T | BaseException]] = []
+        for future in sorted(done, key=futures.__getitem__):
+            exception = future.exception()
+            wave.append((futures[future], exception if exception is not None else future.result()))
+        yield wave
+
+
+# -- the worker's thread pool
+
+
+_pool_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    global _executor
+    with _pool_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="integrator-call")
+        return _executor
+
+
+def _forget_after_fork() -> None:
+    # A prefork child inherits the parent's pool object but none of its threads, and a lock maybe held.
+    global _executor, _pool_lock, _shared
+    _executor = None
+    _pool_lock = threading.Lock()
+    _shared = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _lease_seconds() -> float:
+    # Longer than any call may take (its timeout), so a live call never loses its slot.
+    return float(settings.WEBHOOK_TIMEOUT_SECONDS) + 30.0
+
+
+def _namespace() -> str:
+    name = str(connections["default"].settings_dict.get("NAME") or "default")
+    return hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+# -- where the slots and circuits are kept
+
+
+class _Store(Protocol):
+    def slot(self, integrator: str, limit: int, lease: float) -> Any: ...
+    def circuit(self, integrator: str) -> tuple[str, float]: ...
+    def take_probe(self, integrator: str, lease: float) -> Any | None: ...
+    def release_probe(self, integrator: str, probe: Any | None) -> None: ...
+    def record(self, integrator: str, *, failed: bool, limits: Limits, probe: Any | None) -> str: ...
+    def reset(self) -> None: ...
+
+
+_shared: _Store | None = None
+
+
+def _store() -> _Store:
+    global _shared
+    namespace = _namespace()
+    if _shared is None or getattr(_shared, "namespace", None) != namespace:
+        broker = settings.CELERY_BROKER_URL
+        if broker.startswith(("redis://", "rediss://")):
+            _shared = _RedisStore(broker, namespace)
+        else:
+            _shared = _FileStore(Path(settings.VAR_DIR) / "circuits" / namespace, namespace)
+    return _shared
+
+
+def _state(open_until: float, now: float) -> tuple[str, float]:
+    if not open_until:
+        return CLOSED, 0.0
+    if now < open_until:
+        return OPEN, open_until - now
+    return HALF_OPEN, 0.0
+
+
+def _backoff(tries: int) -> float:
+    wait: float = min(0.002 * 2**tries, 0.05)
+    return wait * (0.5 + random.random())
+
+
+# Take a slot when fewer than ARGV[1] unexpired leases are held; a lease is (token, expiry).
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], math.floor(tonumber(ARGV[5]) * 1000))
+  return 1
+end
+return 0
+"""
+# Record a call's result: a success closes the circuit; the trip_after-th consecutive failure, or any failure
+# while it is open or half-open, opens it for the cool-down. Returns the state after.
+_RECORD = """
+if ARGV[1] == '0' then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 'closed'
+end
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
+if failures >= tonumber(ARGV[2]) or open_until > 0 then
+  redis.call('HSET', KEYS[1], 'open_until', tostring(tonumber(ARGV[4]) + tonumber(ARGV[3])))
+  redis.call('DEL', KEYS[2])
+  return 'open'
+end
+return 'closed'
+"""
+
+
+class _RedisStore:
+    def __init__(self, url: str, namespace: str) -> None:
+        self.namespace = namespace
+        self.client = redis.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
+        self.acquire = self.client.register_script(_ACQUIRE)
+        self.record_script = self.client.register_script(_RECORD)
+
+    def key(self, kind: str, integrator: str) -> str:
+        return f"rc:{self.namespace}:{kind}:{integrator}"
+
+    @contextmanager
+    def slot(self, integrator: str, limit: int, lease: float) -> Iterator[None]:
+        key, token = self.key("in_flight", integrator), uuid.uuid4().hex
+        tries = 0
+        while True:
+            now = time.time()
+            if self.acquire(keys=[key], args=[limit, now + lease, now, token, lease]):
+                break
+            time.sleep(_backoff(tries))
+            tries += 1
+        try:
+            yield
+        finally:
+            self.client.zrem(key, token)
+
+    def circuit(self, integrator: str) -> tuple[str, float]:
+        open_until = self.client.hget(self.key("circuit", integrator), "open_until")
+        return _state(float(open_until or 0), time.time())
+
+    def take_probe(self, integrator: str, lease: float) -> Any | None:
+        token = uuid.uuid4().hex
+        taken = self.client.set(self.key("probe", integrator), token, nx=True, px=int(lease * 1000))
+        return token if taken else None
+
+    def release_probe(self, integrator: str, probe: Any | None) -> None:
+        if probe is not None:
+            self.client.delete(self.key("probe", integrator))
+
+    def record(self, integrator: str, *, failed: bool, limits: Limits, probe: Any | None) -> str:
+        keys = [self.key("circuit", integrator), self.key("probe", integrator)]
+        state = self.record_script(keys=keys, args=[int(failed), limits.trip_after, limits.cool_down, time.time()])
+        return state.decode() if isinstance(state, bytes) else str(state)
+
+    def reset(self) -> None:
+        names = list(self.client.scan_iter(match=f"rc:{self.namespace}:*", count=500))
+        if names:
+            self.client.delete(*names)
+
+
+class _FileStore:
+    """One machine without Redis: slots are flocks on files `KEY.slot.N`, a circuit a small JSON file changed
+    under an flock of its own, a probe an flock held for the probe's call."""
+
+    def __init__(self, folder: Path, namespace: str) -> None:
+        self.namespace = namespace
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, integrator: str, suffix: str) -> Path:
+        safe = hashlib.sha256(integrator.encode()).hexdigest()[:16]
+        return self.folder / f"{safe}.{suffix}"
+
+    def _try_lock(self, path: Path) -> IO[bytes] | None:
+        handle = open(path, "ab")  # noqa: SIM115 (held open for as long as the lock is)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        return handle
+
+    @contextmanager
+    def slot(self, integrator: str, limit: int, lease: float) -> Iterator[None]:
+        tries = 0
+        while True:
+            for index in random.sample(range(limit), limit):
+                handle = self._try_lock(self.path(integrator, f"slot.{index}"))
+                if handle is not None:
+                    try:
+                        yield
+                    finally:
+                        handle.close()  # closing drops the flock
+                    return
+            time.sleep(_backoff(tries))
+            tries += 1
+
+    @contextmanager
+    def _circuit_file(self, integrator: str) -> Iterator[dict[str, float]]:
+        with open(self.path(integrator, "lock"), "ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            path = self.path(integrator, "circuit")
+            try:
+                data: dict[str, float] = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):
+                data = {}
+            before = dict(data)
+            yield data
+            if data != before:
+                temporary = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
+                temporary.write_text(json.dumps(data))
+                temporary.replace(path)
+
+    def circuit(self, integrator: str) -> tuple[str, float]:
+        try:
+            data = json.loads(self.path(integrator, "circuit").read_text())
+        except (FileNotFoundError, ValueError):
+            data = {}
+        return _state(float(data.get("open_until", 0)), time.time())
+
+    def take_probe(self, integrator: str, lease: float) -> Any | None:
+        return self._try_lock(self.path(integrator, "probe"))
+
+    def release_probe(self, integrator: str, probe: Any | None) -> None:
+        if probe is not None:
+            probe.close()
+
+    def record(self, integrator: str, *, failed: bool, limits: Limits, probe: Any | None) -> str:
+        try:
+            with self._circuit_file(integrator) as data:
+                if not failed:
+                    data.clear()
+                    return CLOSED
+                data["failures"] = data.get("failures", 0) + 1
+                if data["failures"] >= limits.trip_after or data.get("open_until", 0):
+                    data["open_until"] = time.time() + limits.cool_down
+                    return OPEN
+                return CLOSED
+        finally:
+            self.release_probe(integrator, probe)
+
+    def reset(self) -> None:
+        for path in self.folder.glob("*"):
+            path.unlink(missing_ok=True)
