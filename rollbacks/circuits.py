@@ -24,7 +24,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +36,7 @@ from django.conf import settings
 from django.db import connections
 
 from policies.manifest import parse_duration
-from policies.selectors import current_policy
+from policies.selectors import current_policy, policy_of
 
 CLOSED = "closed"
 OPEN = "open"
@@ -110,6 +110,11 @@ def call_integrator(
     return result, Answer(after)
 
 
+def transient_status(answer: tuple[int, bytes]) -> bool:
+    """Whether a `post_signed` answer is one the breaker counts: no answer (refused, timed out) or a 5xx."""
+    return answer[0] == 0 or answer[0] >= 500
+
+
 def circuit_of(integrator: str) -> tuple[str, float]:
     """(state, seconds until a probe may be sent) of one integrator's circuit."""
     return _store().circuit(integrator)
@@ -124,6 +129,22 @@ def circuit_states() -> dict[str, str]:
         return {}
     store = _store()
     return {key: store.circuit(key)[0] for key in sorted(manifest.integrators)}
+
+
+def circuits_holding(policy_version_id: int, pending_action_types: Iterable[str]) -> dict[str, str]:
+    """The integrators whose circuit is not closed among those that reverse these action types (a rollback's
+    pending steps, under its policy version), for the line on the request page."""
+    manifest = policy_of(policy_version_id)
+    keys = set()
+    for name in set(pending_action_types):
+        policy = manifest.action_type(name)
+        if policy is not None and policy.method == "webhook":
+            keys.add(str(policy.reversal.get("integrator", "")))
+    if not keys:
+        return {}
+    store = _store()
+    states = {key: store.circuit(key)[0] for key in sorted(keys)}
+    return {key: state for key, state in states.items() if state != CLOSED}
 
 
 def reset_circuits() -> None:
@@ -178,6 +199,11 @@ def _forget_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _now() -> float:
+    # The circuits' one clock (tests move it); Redis is given it too, so its leases agree with the files'.
+    return time.time()
 
 
 def _lease_seconds() -> float:
@@ -273,7 +299,7 @@ class _RedisStore:
         key, token = self.key("in_flight", integrator), uuid.uuid4().hex
         tries = 0
         while True:
-            now = time.time()
+            now = _now()
             if self.acquire(keys=[key], args=[limit, now + lease, now, token, lease]):
                 break
             time.sleep(_backoff(tries))
@@ -285,7 +311,7 @@ class _RedisStore:
 
     def circuit(self, integrator: str) -> tuple[str, float]:
         open_until = self.client.hget(self.key("circuit", integrator), "open_until")
-        return _state(float(open_until or 0), time.time())
+        return _state(float(open_until or 0), _now())
 
     def take_probe(self, integrator: str, lease: float) -> Any | None:
         token = uuid.uuid4().hex
@@ -298,7 +324,7 @@ class _RedisStore:
 
     def record(self, integrator: str, *, failed: bool, limits: Limits, probe: Any | None) -> str:
         keys = [self.key("circuit", integrator), self.key("probe", integrator)]
-        state = self.record_script(keys=keys, args=[int(failed), limits.trip_after, limits.cool_down, time.time()])
+        state = self.record_script(keys=keys, args=[int(failed), limits.trip_after, limits.cool_down, _now()])
         return state.decode() if isinstance(state, bytes) else str(state)
 
     def reset(self) -> None:
@@ -365,7 +391,7 @@ class _FileStore:
             data = json.loads(self.path(integrator, "circuit").read_text())
         except (FileNotFoundError, ValueError):
             data = {}
-        return _state(float(data.get("open_until", 0)), time.time())
+        return _state(float(data.get("open_until", 0)), _now())
 
     def take_probe(self, integrator: str, lease: float) -> Any | None:
         return self._try_lock(self.path(integrator, "probe"))
@@ -382,7 +408,7 @@ class _FileStore:
                     return CLOSED
                 data["failures"] = data.get("failures", 0) + 1
                 if data["failures"] >= limits.trip_after or data.get("open_until", 0):
-                    data["open_until"] = time.time() + limits.cool_down
+                    data["open_until"] = _now() + limits.cool_down
                     return OPEN
                 return CLOSED
         finally:

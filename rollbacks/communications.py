@@ -25,7 +25,8 @@ from audit.services import SYSTEM, record_event
 from policies.manifest import Compensation, Manifest
 from policies.methods.webhook import integrator_secret, post_signed
 from policies.selectors import policy_of
-from rollbacks.backoff import settle_attempt
+from rollbacks.backoff import max_retry_delay, settle_attempt
+from rollbacks.circuits import CircuitOpen, call_integrator, transient_status
 from rollbacks.guard import communication_refusal, refuse_communication, refuse_unknown, whole_id
 from rollbacks.models import Communication, CommunicationStatus, Rollback, Step, StepOutcome
 
@@ -154,7 +155,10 @@ def send_communication(communication_id: Any, *, message: dict[str, Any] | None 
         communication.claimed_until = now + timedelta(seconds=_CLAIM_SECONDS)
         communication.save(update_fields=["attempts", "claimed_until"])
 
-    error, transient = _deliver(communication, policy_of(communication.rollback.policy_version_id))
+    try:
+        error, transient = _deliver(communication, policy_of(communication.rollback.policy_version_id))
+    except CircuitOpen as exc:
+        return _pause(communication, exc)
 
     with transaction.atomic():
         Communication.objects.select_for_update().filter(pk=communication.pk).get()
@@ -174,6 +178,24 @@ def send_communication(communication_id: Any, *, message: dict[str, Any] | None 
             },
         )
     return Delivery(communication.pk, communication.rollback_id, communication.status, retry_in)
+
+
+def _pause(communication: Communication, circuit: CircuitOpen) -> Delivery:
+    """The integrator's circuit is open: nothing was sent, so the attempt claimed for it is given back."""
+    wait = min(max(circuit.retry_in, 1.0), max_retry_delay())
+    with transaction.atomic():
+        Communication.objects.select_for_update().filter(pk=communication.pk).get()
+        communication.attempts -= 1
+        communication.claimed_until = None
+        communication.save(update_fields=["attempts", "claimed_until"])
+        record_event(
+            "communication.paused",
+            actor=SYSTEM,
+            action_id=communication.step.action_id if communication.step else None,
+            rollback_id=communication.rollback_id,
+            data={"communication": communication.pk, "integrator": circuit.integrator, "retry_in": round(wait, 1)},
+        )
+    return Delivery(communication.pk, communication.rollback_id, communication.status, retry_in=wait)
 
 
 def _deliver(communication: Communication, manifest: Manifest) -> tuple[str | None, bool]:
@@ -208,8 +230,11 @@ def _post_notification(communication: Communication, manifest: Manifest) -> tupl
             "payload": action.payload,
         },
     }
-    status, answer = post_signed(
-        communication.recipients[0], body, secret, idempotency_key=f"notify-{communication.pk}"
+    (status, answer), _ = call_integrator(
+        action.integrator.get_username(),
+        integrator,
+        lambda: post_signed(communication.recipients[0], body, secret, idempotency_key=f"notify-{communication.pk}"),
+        transient=transient_status,
     )
     if 200 <= status < 300:
         return None, False

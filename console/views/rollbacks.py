@@ -15,6 +15,7 @@ from console.access import console_page
 from console.drawing import GraphNode, cascade_svg
 from console.forms import NoteForm, SignOffForm, errors_text
 from rollback_console.errors import DomainError, Invalid
+from rollbacks.circuits import circuits_holding
 from rollbacks.execution import confirm_cascade, resolve_step, retry_step
 from rollbacks.models import FINISHED_OUTCOMES, NEEDS_PERSON_OUTCOMES, Rollback, SignoffDecision, Step, StepOutcome
 from rollbacks.rules import (
@@ -156,6 +157,13 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
             "prerequisites": prerequisites,
             "side_effects": side_effects,
             "window_closes": min(windows) if windows else None,
+            # Integrators whose circuit is open hold their steps pending: the step list says so.
+            "held_by_circuits": circuits_holding(
+                rollback.policy_version_id,
+                [step.action.action_type for step in steps if step.outcome == StepOutcome.PENDING],
+            )
+            if rollback.state in RUNNING_STATES
+            else {},
         },
     )
 
