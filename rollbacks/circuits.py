@@ -92,22 +92,13 @@ def call_integrator(
     open. `transient(result)` says whether the result was a timeout, refused connection or 5xx."""
     limits = limits_of(table)
     store = _store()
-    state, retry_in = store.circuit(integrator)
-    probe = None
-    if state == OPEN:
-        raise CircuitOpen(integrator, retry_in)
-    if state == HALF_OPEN:
-        probe = store.take_probe(integrator, _lease_seconds())
-        if probe is None:
-            raise CircuitOpen(integrator, PROBE_WAIT_SECONDS)
+    ticket = store.enter(integrator, limits, _lease_seconds())
     try:
-        with store.slot(integrator, limits.max_in_flight, _lease_seconds()):
-            result = send()
+        result = send()
     except BaseException:
-        store.release_probe(integrator, probe)
+        store.leave(integrator, ticket, failed=None, limits=limits)
         raise
-    after = store.record(integrator, failed=transient(result), limits=limits, probe=probe)
-    return result, Answer(after)
+    return result, Answer(store.leave(integrator, ticket, failed=transient(result), limits=limits))
 
 
 def transient_status(answer: tuple[int, bytes]) -> bool:
@@ -219,12 +210,26 @@ def _namespace() -> str:
 # -- where the slots and circuits are kept
 
 
+@dataclass
+class _Ticket:
+    """A call's slot, and whether the call is its circuit's probe."""
+
+    slot: Any
+    probe: Any = None
+
+
 class _Store(Protocol):
-    def slot(self, integrator: str, limit: int, lease: float) -> Any: ...
+    namespace: str
+
+    def enter(self, integrator: str, limits: Limits, lease: float) -> _Ticket:
+        """Wait for a slot; raise CircuitOpen instead while the circuit is open or another call probes it."""
+        ...
+
+    def leave(self, integrator: str, ticket: _Ticket | None, *, failed: bool | None, limits: Limits) -> str:
+        """Give the slot back and record the result (None: no result, the call was cut short); the state after."""
+        ...
+
     def circuit(self, integrator: str) -> tuple[str, float]: ...
-    def take_probe(self, integrator: str, lease: float) -> Any | None: ...
-    def release_probe(self, integrator: str, probe: Any | None) -> None: ...
-    def record(self, integrator: str, *, failed: bool, limits: Limits, probe: Any | None) -> str: ...
     def reset(self) -> None: ...
 
 
@@ -234,7 +239,7 @@ _shared: _Store | None = None
 def _store() -> _Store:
     global _shared
     namespace = _namespace()
-    if _shared is None or getattr(_shared, "namespace", None) != namespace:
+    if _shared is None or _shared.namespace != namespace:
         broker = settings.CELERY_BROKER_URL
         if broker.startswith(("redis://", "rediss://")):
             _shared = _RedisStore(broker, namespace)
@@ -256,28 +261,44 @@ def _backoff(tries: int) -> float:
     return wait * (0.5 + random.random())
 
 
-# Take a slot when fewer than ARGV[1] unexpired leases are held; a lease is (token, expiry).
-_ACQUIRE = """
+# One round trip to enter: refuse while open, take the probe when half-open, then take a slot when fewer than
+# ARGV[1] unexpired leases are held (a lease is the token scored by its expiry). Numbers go back as strings:
+# Redis would truncate a Lua number to an integer.
+_ENTER = """
+local now = tonumber(ARGV[3])
+local open_until = tonumber(redis.call('HGET', KEYS[2], 'open_until') or '0')
+local probe = '0'
+if open_until > 0 then
+  if now < open_until then return {'open', tostring(open_until - now)} end
+  if not redis.call('SET', KEYS[3], ARGV[4], 'NX', 'PX', ARGV[6]) then return {'probing', '0'} end
+  probe = '1'
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], math.floor(tonumber(ARGV[5]) * 1000))
-  return 1
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  return {'slot', probe}
 end
-return 0
+if probe == '1' then redis.call('DEL', KEYS[3]) end
+return {'busy', '0'}
 """
-# Record a call's result: a success closes the circuit; the trip_after-th consecutive failure, or any failure
-# while it is open or half-open, opens it for the cool-down. Returns the state after.
-_RECORD = """
-if ARGV[1] == '0' then
-  redis.call('DEL', KEYS[1], KEYS[2])
+# One round trip to leave: give the slot back, then record the result. A success closes the circuit; the
+# trip_after-th consecutive failure, or any failure while it is open or half-open, opens it for the cool-down.
+_LEAVE = """
+if ARGV[1] ~= '' then redis.call('ZREM', KEYS[1], ARGV[1]) end
+if ARGV[2] == '' then
+  if ARGV[6] == '1' then redis.call('DEL', KEYS[3]) end
+  return 'unknown'
+end
+if ARGV[2] == '0' then
+  redis.call('DEL', KEYS[2], KEYS[3])
   return 'closed'
 end
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
-if failures >= tonumber(ARGV[2]) or open_until > 0 then
-  redis.call('HSET', KEYS[1], 'open_until', tostring(tonumber(ARGV[4]) + tonumber(ARGV[3])))
-  redis.call('DEL', KEYS[2])
+local failures = redis.call('HINCRBY', KEYS[2], 'failures', 1)
+local open_until = tonumber(redis.call('HGET', KEYS[2], 'open_until') or '0')
+if failures >= tonumber(ARGV[3]) or open_until > 0 then
+  redis.call('HSET', KEYS[2], 'open_until', tostring(tonumber(ARGV[5]) + tonumber(ARGV[4])))
+  redis.call('DEL', KEYS[3])
   return 'open'
 end
 return 'closed'
@@ -288,44 +309,38 @@ class _RedisStore:
     def __init__(self, url: str, namespace: str) -> None:
         self.namespace = namespace
         self.client = redis.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
-        self.acquire = self.client.register_script(_ACQUIRE)
-        self.record_script = self.client.register_script(_RECORD)
+        self.enter_script = self.client.register_script(_ENTER)
+        self.leave_script = self.client.register_script(_LEAVE)
 
-    def key(self, kind: str, integrator: str) -> str:
-        return f"rc:{self.namespace}:{kind}:{integrator}"
+    def keys(self, integrator: str) -> list[str]:
+        return [f"rc:{self.namespace}:{kind}:{integrator}" for kind in ("in_flight", "circuit", "probe")]
 
-    @contextmanager
-    def slot(self, integrator: str, limit: int, lease: float) -> Iterator[None]:
-        key, token = self.key("in_flight", integrator), uuid.uuid4().hex
-        tries = 0
+    def enter(self, integrator: str, limits: Limits, lease: float) -> _Ticket:
+        token, tries = uuid.uuid4().hex, 0
         while True:
             now = _now()
-            if self.acquire(keys=[key], args=[limit, now + lease, now, token, lease]):
-                break
+            args: list[str | int] = [limits.max_in_flight, repr(now + lease), repr(now), token, 0, int(lease * 1000)]
+            answer, detail = (part.decode() for part in self.enter_script(keys=self.keys(integrator), args=args))
+            if answer == "slot":
+                return _Ticket(token, probe=detail == "1")
+            if answer == "open":
+                raise CircuitOpen(integrator, float(detail))
+            if answer == "probing":
+                raise CircuitOpen(integrator, PROBE_WAIT_SECONDS)
             time.sleep(_backoff(tries))
             tries += 1
-        try:
-            yield
-        finally:
-            self.client.zrem(key, token)
+
+    def leave(self, integrator: str, ticket: _Ticket | None, *, failed: bool | None, limits: Limits) -> str:
+        result = "" if failed is None else str(int(failed))
+        slot = ticket.slot if ticket is not None else ""
+        probe = "1" if ticket is not None and ticket.probe else "0"
+        args: list[str | int] = [slot, result, limits.trip_after, repr(limits.cool_down), repr(_now()), probe]
+        state = self.leave_script(keys=self.keys(integrator), args=args)
+        return state.decode() if isinstance(state, bytes) else str(state)
 
     def circuit(self, integrator: str) -> tuple[str, float]:
-        open_until = self.client.hget(self.key("circuit", integrator), "open_until")
+        open_until = self.client.hget(self.keys(integrator)[1], "open_until")
         return _state(float(open_until or 0), _now())
-
-    def take_probe(self, integrator: str, lease: float) -> Any | None:
-        token = uuid.uuid4().hex
-        taken = self.client.set(self.key("probe", integrator), token, nx=True, px=int(lease * 1000))
-        return token if taken else None
-
-    def release_probe(self, integrator: str, probe: Any | None) -> None:
-        if probe is not None:
-            self.client.delete(self.key("probe", integrator))
-
-    def record(self, integrator: str, *, failed: bool, limits: Limits, probe: Any | None) -> str:
-        keys = [self.key("circuit", integrator), self.key("probe", integrator)]
-        state = self.record_script(keys=keys, args=[int(failed), limits.trip_after, limits.cool_down, _now()])
-        return state.decode() if isinstance(state, bytes) else str(state)
 
     def reset(self) -> None:
         names = list(self.client.scan_iter(match=f"rc:{self.namespace}:*", count=500))
@@ -355,20 +370,42 @@ class _FileStore:
             return None
         return handle
 
-    @contextmanager
-    def slot(self, integrator: str, limit: int, lease: float) -> Iterator[None]:
+    def enter(self, integrator: str, limits: Limits, lease: float) -> _Ticket:
+        state, retry_in = self.circuit(integrator)
+        probe = None
+        if state == OPEN:
+            raise CircuitOpen(integrator, retry_in)
+        if state == HALF_OPEN:
+            probe = self._try_lock(self.path(integrator, "probe"))
+            if probe is None:
+                raise CircuitOpen(integrator, PROBE_WAIT_SECONDS)
         tries = 0
         while True:
-            for index in random.sample(range(limit), limit):
+            for index in random.sample(range(limits.max_in_flight), limits.max_in_flight):
                 handle = self._try_lock(self.path(integrator, f"slot.{index}"))
                 if handle is not None:
-                    try:
-                        yield
-                    finally:
-                        handle.close()  # closing drops the flock
-                    return
+                    return _Ticket(handle, probe)
             time.sleep(_backoff(tries))
             tries += 1
+
+    def leave(self, integrator: str, ticket: _Ticket | None, *, failed: bool | None, limits: Limits) -> str:
+        if ticket is not None:
+            ticket.slot.close()  # closing drops the flock
+        try:
+            if failed is None:
+                return "unknown"
+            with self._circuit_file(integrator) as data:
+                if not failed:
+                    data.clear()
+                    return CLOSED
+                data["failures"] = data.get("failures", 0) + 1
+                if data["failures"] >= limits.trip_after or data.get("open_until", 0):
+                    data["open_until"] = _now() + limits.cool_down
+                    return OPEN
+                return CLOSED
+        finally:
+            if ticket is not None and ticket.probe is not None:
+                ticket.probe.close()
 
     @contextmanager
     def _circuit_file(self, integrator: str) -> Iterator[dict[str, float]]:
@@ -392,27 +429,6 @@ class _FileStore:
         except (FileNotFoundError, ValueError):
             data = {}
         return _state(float(data.get("open_until", 0)), _now())
-
-    def take_probe(self, integrator: str, lease: float) -> Any | None:
-        return self._try_lock(self.path(integrator, "probe"))
-
-    def release_probe(self, integrator: str, probe: Any | None) -> None:
-        if probe is not None:
-            probe.close()
-
-    def record(self, integrator: str, *, failed: bool, limits: Limits, probe: Any | None) -> str:
-        try:
-            with self._circuit_file(integrator) as data:
-                if not failed:
-                    data.clear()
-                    return CLOSED
-                data["failures"] = data.get("failures", 0) + 1
-                if data["failures"] >= limits.trip_after or data.get("open_until", 0):
-                    data["open_until"] = _now() + limits.cool_down
-                    return OPEN
-                return CLOSED
-        finally:
-            self.release_probe(integrator, probe)
 
     def reset(self) -> None:
         for path in self.folder.glob("*"):

@@ -118,10 +118,11 @@ def test_a_killed_callers_slot_comes_back_once_its_lease_expires(settings, monke
     store = circuits._store()
     table = {"max_in_flight": 1, "secret_env": "X"}
     try:
-        held = store.slot("shop", 1, circuits._lease_seconds())
-        held.__enter__()  # a call whose worker dies holding its slot (never released)
+        held = store.enter("shop", circuits.Limits(max_in_flight=1), circuits._lease_seconds())
+        # A call whose worker dies holding its slot: Redis never hears of it again; the kernel drops a dead
+        # process's flock, which is what closing the file does here.
         if isinstance(store, circuits._FileStore):
-            held.__exit__(None, None, None)  # the kernel drops a dead process's flock: the same as releasing
+            held.slot.close()
         clock[0] += circuits._lease_seconds() + 1
         answer, _ = circuits.call_integrator(
             "shop", table, lambda: post_signed(integrator.url, {}, "s", "k"), transient=circuits.transient_status
@@ -235,9 +236,7 @@ def test_a_step_of_an_integrator_whose_circuit_is_open_stays_pending_and_is_deli
     load_policy(with_shop_limits(TEST_MANIFEST, 'trip_after = 1\ncool_down = "45s"', "open"), actor="test-setup")
     clock = Clock()
     monkeypatch.setattr(circuits, "_now", clock)
-    failed = circuits._store().record(
-        "shop", failed=True, limits=circuits.Limits(trip_after=1, cool_down=45), probe=None
-    )
+    failed = circuits._store().leave("shop", None, failed=True, limits=circuits.Limits(trip_after=1, cool_down=45))
     assert failed == "open"
     target = record(cast.shop, "refund.issue", external_id="held")
     rollback = authorized(cast, django_capture_on_commit_callbacks, [target])
@@ -259,7 +258,7 @@ def test_the_request_page_says_an_integrators_circuit_is_open(cast, shop, client
     target = record(cast.shop, "refund.issue", external_id="page")
     rollback = authorized(cast, django_capture_on_commit_callbacks, [target])
     Rollback.objects.filter(pk=rollback.pk).update(state="executing")
-    circuits._store().record("shop", failed=True, limits=circuits.Limits(trip_after=1), probe=None)
+    circuits._store().leave("shop", None, failed=True, limits=circuits.Limits(trip_after=1))
     client.force_login(cast.carl)
 
     page = client.get(f"/console/rollbacks/{rollback.pk}/").content.decode()
