@@ -80,9 +80,74 @@ class CircuitOpen(Exception):
 
 @dataclass(frozen=True)
 class Answer:
-    """What call_integrator learned besides the call's own result: the circuit's state once it was recorded."""
+    """What a call learned besides its own result: the circuit's state once the result was counted."""
 
     circuit: str
+
+
+@dataclass
+class _Tally:
+    """The results of one session's calls, in the order they came: what the breaker records when it ends."""
+
+    succeeded: bool = False
+    trailing_failures: int = 0  # failures since the last success (all of them when none succeeded)
+    opened: bool = False
+
+
+class Calls:
+    """Calls to one integrator on a few slots taken together (one round trip to the shared store to take them,
+    one to give them back), used by many threads: each call waits for one of the session's slots. The breaker
+    counts results as they come, so the session stops calling the moment its failures trip the circuit."""
+
+    def __init__(self, store: "_Store", integrator: str, limits: Limits, grant: "_Grant") -> None:
+        self.store, self.integrator, self.limits, self.grant = store, integrator, limits, grant
+        self.tally = _Tally()
+        self.failures = grant.failures  # consecutive failures, the store's count when the session began
+        self.slots = threading.Semaphore(len(grant.slots))
+        self.lock = threading.Lock()
+        self.renewed_at = time.monotonic()
+
+    def call(self, send: Callable[[], T], *, transient: Callable[[T], bool]) -> tuple[T, Answer]:
+        with self.slots:
+            if self.tally.opened:
+                raise CircuitOpen(self.integrator, self.limits.cool_down)
+            result = send()
+            failed = transient(result)
+            with self.lock:
+                trip = self.count(failed)
+                if time.monotonic() - self.renewed_at > _lease_seconds() / 3:
+                    self.store.renew(self.integrator, self.grant, _lease_seconds())
+                    self.renewed_at = time.monotonic()
+            if trip:
+                self.store.trip(self.integrator, self.limits)
+        return result, Answer(OPEN if self.tally.opened else CLOSED)
+
+    def count(self, failed: bool) -> bool:
+        """Count one result; True when it is the one that opens the circuit."""
+        if not failed:
+            self.tally.succeeded, self.tally.trailing_failures, self.failures = True, 0, 0
+            return False
+        self.tally.trailing_failures += 1
+        self.failures += 1
+        if not self.tally.opened and (self.failures >= self.limits.trip_after or self.grant.probe):
+            self.tally.opened = True
+            return True
+        return False
+
+
+@contextmanager
+def calls_to(integrator: str, table: Mapping[str, Any] | None, wanted: int) -> Iterator[Calls]:
+    """A session of up to `wanted` calls at once to `integrator` (fewer when others hold its slots; one, the
+    probe, when its circuit is half open). Raises CircuitOpen, nothing sent, while the circuit is open."""
+    limits = limits_of(table)
+    store = _store()
+    grant = store.enter(integrator, limits, max(wanted, 1), _lease_seconds())
+    session = Calls(store, integrator, limits, grant)
+    try:
+        yield session
+    finally:
+        counted = session.tally.succeeded or session.tally.trailing_failures
+        store.leave(integrator, grant, session.tally if counted else None, limits)
 
 
 def call_integrator(
@@ -90,15 +155,12 @@ def call_integrator(
 ) -> tuple[T, Answer]:
     """Send one call to `integrator` within its bounds. Raises CircuitOpen (nothing sent) while its circuit is
     open. `transient(result)` says whether the result was a timeout, refused connection or 5xx."""
-    limits = limits_of(table)
-    store = _store()
-    ticket = store.enter(integrator, limits, _lease_seconds())
-    try:
-        result = send()
-    except BaseException:
-        store.leave(integrator, ticket, failed=None, limits=limits)
-        raise
-    return result, Answer(store.leave(integrator, ticket, failed=transient(result), limits=limits))
+    with calls_to(integrator, table, 1) as calls:
+        result, answer = calls.call(send, transient=transient)
+    if answer.circuit != OPEN:
+        # Another worker's failures may have opened it meanwhile: say what the store says now.
+        answer = Answer(circuit_of(integrator)[0] if transient(result) else CLOSED)
+    return result, answer
 
 
 def transient_status(answer: tuple[int, bytes]) -> bool:
@@ -211,22 +273,30 @@ def _namespace() -> str:
 
 
 @dataclass
-class _Ticket:
-    """A call's slot, and whether the call is its circuit's probe."""
+class _Grant:
+    """The slots a session holds, whether it is its circuit's probe, and the failures counted when it began."""
 
-    slot: Any
+    slots: list[Any]
     probe: Any = None
+    failures: int = 0
 
 
 class _Store(Protocol):
     namespace: str
 
-    def enter(self, integrator: str, limits: Limits, lease: float) -> _Ticket:
-        """Wait for a slot; raise CircuitOpen instead while the circuit is open or another call probes it."""
+    def enter(self, integrator: str, limits: Limits, wanted: int, lease: float) -> _Grant:
+        """Wait for at least one slot (at most `wanted`); raise CircuitOpen instead while the circuit is open or
+        another call probes it."""
         ...
 
-    def leave(self, integrator: str, ticket: _Ticket | None, *, failed: bool | None, limits: Limits) -> str:
-        """Give the slot back and record the result (None: no result, the call was cut short); the state after."""
+    def renew(self, integrator: str, grant: _Grant, lease: float) -> None: ...
+
+    def trip(self, integrator: str, limits: Limits) -> None:
+        """Open the circuit now (a session's failures reached trip_after, or its probe failed)."""
+        ...
+
+    def leave(self, integrator: str, grant: _Grant, tally: _Tally | None, limits: Limits) -> str:
+        """Give the slots back and record the results (None: none came); the state after."""
         ...
 
     def circuit(self, integrator: str) -> tuple[str, float]: ...
@@ -261,46 +331,61 @@ def _backoff(tries: int) -> float:
     return wait * (0.5 + random.random())
 
 
-# One round trip to enter: refuse while open, take the probe when half-open, then take a slot when fewer than
-# ARGV[1] unexpired leases are held (a lease is the token scored by its expiry). Numbers go back as strings:
-# Redis would truncate a Lua number to an integer.
+# One round trip to enter: refuse while open, take the probe (and one slot) when half open, else take up to
+# ARGV[5] slots while fewer than ARGV[1] unexpired leases are held (a lease is a token scored by its expiry).
+# Numbers go back as strings: Redis would truncate a Lua number to an integer.
 _ENTER = """
 local now = tonumber(ARGV[3])
 local open_until = tonumber(redis.call('HGET', KEYS[2], 'open_until') or '0')
+local failures = redis.call('HGET', KEYS[2], 'failures') or '0'
 local probe = '0'
+local wanted = tonumber(ARGV[5])
 if open_until > 0 then
   if now < open_until then return {'open', tostring(open_until - now)} end
   if not redis.call('SET', KEYS[3], ARGV[4], 'NX', 'PX', ARGV[6]) then return {'probing', '0'} end
   probe = '1'
+  wanted = 1
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
-  return {'slot', probe}
+local free = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1])
+if free <= 0 then
+  if probe == '1' then redis.call('DEL', KEYS[3]) end
+  return {'busy', '0'}
 end
-if probe == '1' then redis.call('DEL', KEYS[3]) end
-return {'busy', '0'}
+local taken = math.min(free, wanted)
+for i = 1, taken do redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4] .. ':' .. i) end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return {'slots', tostring(taken), probe, failures}
 """
-# One round trip to leave: give the slot back, then record the result. A success closes the circuit; the
-# trip_after-th consecutive failure, or any failure while it is open or half-open, opens it for the cool-down.
+# One round trip to leave: give the slots back, then record the results. ARGV[3]: '' none came, 'ok' one at
+# least succeeded (the count starts again from the failures after it), 'failed' none succeeded. The trip_after-th
+# consecutive failure, or a failure while it is open or half open, opens the circuit for the cool-down.
 _LEAVE = """
-if ARGV[1] ~= '' then redis.call('ZREM', KEYS[1], ARGV[1]) end
-if ARGV[2] == '' then
-  if ARGV[6] == '1' then redis.call('DEL', KEYS[3]) end
+for i = 1, tonumber(ARGV[2]) do redis.call('ZREM', KEYS[1], ARGV[1] .. ':' .. i) end
+if ARGV[3] == '' then
+  if ARGV[8] == '1' then redis.call('DEL', KEYS[3]) end
   return 'unknown'
 end
-if ARGV[2] == '0' then
-  redis.call('DEL', KEYS[2], KEYS[3])
-  return 'closed'
-end
-local failures = redis.call('HINCRBY', KEYS[2], 'failures', 1)
 local open_until = tonumber(redis.call('HGET', KEYS[2], 'open_until') or '0')
-if failures >= tonumber(ARGV[3]) or open_until > 0 then
-  redis.call('HSET', KEYS[2], 'open_until', tostring(tonumber(ARGV[5]) + tonumber(ARGV[4])))
+local failures
+if ARGV[3] == 'ok' then
+  if ARGV[4] == '0' then
+    redis.call('DEL', KEYS[2], KEYS[3])
+    return 'closed'
+  end
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'failures', ARGV[4])
+  failures = tonumber(ARGV[4])
+  open_until = 0
+else
+  failures = redis.call('HINCRBY', KEYS[2], 'failures', tonumber(ARGV[4]))
+end
+if failures >= tonumber(ARGV[5]) or open_until > 0 then
+  redis.call('HSET', KEYS[2], 'open_until', tostring(tonumber(ARGV[7]) + tonumber(ARGV[6])))
   redis.call('DEL', KEYS[3])
   return 'open'
 end
+if ARGV[8] == '1' then redis.call('DEL', KEYS[3]) end
 return 'closed'
 """
 
@@ -315,26 +400,50 @@ class _RedisStore:
     def keys(self, integrator: str) -> list[str]:
         return [f"rc:{self.namespace}:{kind}:{integrator}" for kind in ("in_flight", "circuit", "probe")]
 
-    def enter(self, integrator: str, limits: Limits, lease: float) -> _Ticket:
+    def enter(self, integrator: str, limits: Limits, wanted: int, lease: float) -> _Grant:
         token, tries = uuid.uuid4().hex, 0
         while True:
             now = _now()
-            args: list[str | int] = [limits.max_in_flight, repr(now + lease), repr(now), token, 0, int(lease * 1000)]
-            answer, detail = (part.decode() for part in self.enter_script(keys=self.keys(integrator), args=args))
-            if answer == "slot":
-                return _Ticket(token, probe=detail == "1")
+            args: list[str | int] = [
+                limits.max_in_flight,
+                repr(now + lease),
+                repr(now),
+                token,
+                wanted,
+                int(lease * 1000),
+            ]
+            answer, *details = (part.decode() for part in self.enter_script(keys=self.keys(integrator), args=args))
+            if answer == "slots":
+                taken, probe, failures = details
+                return _Grant([f"{token}:{i}" for i in range(1, int(taken) + 1)], probe == "1", int(failures))
             if answer == "open":
-                raise CircuitOpen(integrator, float(detail))
+                raise CircuitOpen(integrator, float(details[0]))
             if answer == "probing":
                 raise CircuitOpen(integrator, PROBE_WAIT_SECONDS)
             time.sleep(_backoff(tries))
             tries += 1
 
-    def leave(self, integrator: str, ticket: _Ticket | None, *, failed: bool | None, limits: Limits) -> str:
-        result = "" if failed is None else str(int(failed))
-        slot = ticket.slot if ticket is not None else ""
-        probe = "1" if ticket is not None and ticket.probe else "0"
-        args: list[str | int] = [slot, result, limits.trip_after, repr(limits.cool_down), repr(_now()), probe]
+    def renew(self, integrator: str, grant: _Grant, lease: float) -> None:
+        expiry = _now() + lease
+        self.client.zadd(self.keys(integrator)[0], dict.fromkeys(grant.slots, expiry), xx=True)
+
+    def trip(self, integrator: str, limits: Limits) -> None:
+        self.client.hset(self.keys(integrator)[1], "open_until", repr(_now() + limits.cool_down))
+
+    def leave(self, integrator: str, grant: _Grant, tally: _Tally | None, limits: Limits) -> str:
+        token = grant.slots[0].rpartition(":")[0] if grant.slots else ""
+        result = "" if tally is None else ("ok" if tally.succeeded else "failed")
+        trailing = tally.trailing_failures if tally is not None else 0
+        args: list[str | int] = [
+            token,
+            len(grant.slots),
+            result,
+            trailing,
+            limits.trip_after,
+            repr(limits.cool_down),
+            repr(_now()),
+            "1" if grant.probe else "0",
+        ]
         state = self.leave_script(keys=self.keys(integrator), args=args)
         return state.decode() if isinstance(state, bytes) else str(state)
 
@@ -370,7 +479,7 @@ class _FileStore:
             return None
         return handle
 
-    def enter(self, integrator: str, limits: Limits, lease: float) -> _Ticket:
+    def enter(self, integrator: str, limits: Limits, wanted: int, lease: float) -> _Grant:
         state, retry_in = self.circuit(integrator)
         probe = None
         if state == OPEN:
@@ -379,33 +488,55 @@ class _FileStore:
             probe = self._try_lock(self.path(integrator, "probe"))
             if probe is None:
                 raise CircuitOpen(integrator, PROBE_WAIT_SECONDS)
+            wanted = 1
         tries = 0
         while True:
+            slots: list[Any] = []
             for index in random.sample(range(limits.max_in_flight), limits.max_in_flight):
                 handle = self._try_lock(self.path(integrator, f"slot.{index}"))
                 if handle is not None:
-                    return _Ticket(handle, probe)
+                    slots.append(handle)
+                    if len(slots) == wanted:
+                        break
+            if slots:
+                failures = int(self._read(integrator).get("failures", 0))
+                return _Grant(slots, probe, failures)
             time.sleep(_backoff(tries))
             tries += 1
 
-    def leave(self, integrator: str, ticket: _Ticket | None, *, failed: bool | None, limits: Limits) -> str:
-        if ticket is not None:
-            ticket.slot.close()  # closing drops the flock
+    def renew(self, integrator: str, grant: _Grant, lease: float) -> None:
+        pass  # an flock lasts as long as its process: nothing expires
+
+    def trip(self, integrator: str, limits: Limits) -> None:
+        with self._circuit_file(integrator) as data:
+            data["open_until"] = _now() + limits.cool_down
+
+    def leave(self, integrator: str, grant: _Grant, tally: _Tally | None, limits: Limits) -> str:
+        for slot in grant.slots:
+            slot.close()  # closing drops the flock
         try:
-            if failed is None:
+            if tally is None:
                 return "unknown"
             with self._circuit_file(integrator) as data:
-                if not failed:
+                if tally.succeeded:
                     data.clear()
-                    return CLOSED
-                data["failures"] = data.get("failures", 0) + 1
+                    if not tally.trailing_failures:
+                        return CLOSED
+                data["failures"] = data.get("failures", 0) + tally.trailing_failures
                 if data["failures"] >= limits.trip_after or data.get("open_until", 0):
                     data["open_until"] = _now() + limits.cool_down
                     return OPEN
                 return CLOSED
         finally:
-            if ticket is not None and ticket.probe is not None:
-                ticket.probe.close()
+            if grant.probe is not None:
+                grant.probe.close()
+
+    def _read(self, integrator: str) -> dict[str, float]:
+        try:
+            data: dict[str, float] = json.loads(self.path(integrator, "circuit").read_text())
+        except (FileNotFoundError, ValueError):
+            data = {}
+        return data
 
     @contextmanager
     def _circuit_file(self, integrator: str) -> Iterator[dict[str, float]]:
@@ -424,11 +555,7 @@ class _FileStore:
                 temporary.replace(path)
 
     def circuit(self, integrator: str) -> tuple[str, float]:
-        try:
-            data = json.loads(self.path(integrator, "circuit").read_text())
-        except (FileNotFoundError, ValueError):
-            data = {}
-        return _state(float(data.get("open_until", 0)), _now())
+        return _state(float(self._read(integrator).get("open_until", 0)), _now())
 
     def reset(self) -> None:
         for path in self.folder.glob("*"):

@@ -18,6 +18,7 @@ cool-down (`rollback.step.paused`).
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,7 +34,7 @@ from policies.methods import METHODS
 from policies.methods.base import Phase, PhaseResult, ReversalCall
 from policies.selectors import policy_of
 from rollbacks.backoff import max_retry_delay, retry_delay
-from rollbacks.circuits import OPEN, CircuitOpen, call_integrator, circuit_of, limits_of, run_concurrently
+from rollbacks.circuits import OPEN, Calls, CircuitOpen, calls_to, circuit_of, limits_of, run_concurrently
 from rollbacks.communications import open_compensations, send_communication
 from rollbacks.execution.claims import claim_actions
 from rollbacks.execution.outcomes import StepEnding, end_steps, loop_detail
@@ -316,17 +317,28 @@ class _Batch:
 
     def call_waves(self, work: list[_Work], phase: Phase) -> Iterator[list[tuple[_Work, PhaseResult]]]:
         """The phase's calls for these steps, all at once where they go to integrators, in waves of answers."""
-        calls = [self.prepare(item, phase) for item in work]
-        inline = all(item.integrator is None for item in work)
-        for wave in run_concurrently(calls, inline=inline):
-            answers = []
-            for index, result in wave:
-                if isinstance(result, BaseException):
-                    raise result  # prepare() turned every Exception into a result: this is a kill
-                answers.append((work[index], result))
-            yield answers
+        with ExitStack() as stack:
+            # One session per integrator: its slots are taken together, and its circuit counts the phase's results.
+            sessions: dict[str, Calls | CircuitOpen] = {}
+            for item in work:
+                key = item.integrator_key
+                if item.integrator is None or key in sessions:
+                    continue
+                wanted = sum(1 for other in work if other.integrator is not None and other.integrator_key == key)
+                try:
+                    sessions[key] = stack.enter_context(calls_to(key, item.integrator, wanted))
+                except CircuitOpen as exc:
+                    sessions[key] = exc
+            calls = [self.prepare(item, phase, sessions.get(item.integrator_key)) for item in work]
+            for wave in run_concurrently(calls, inline=not sessions):
+                answers = []
+                for index, result in wave:
+                    if isinstance(result, BaseException):
+                        raise result  # prepare() turned every Exception into a result: this is a kill
+                    answers.append((work[index], result))
+                yield answers
 
-    def prepare(self, item: _Work, phase: Phase) -> Callable[[], PhaseResult]:
+    def prepare(self, item: _Work, phase: Phase, session: Calls | CircuitOpen | None) -> Callable[[], PhaseResult]:
         """The call of one phase of one step, as a function the worker's pool can run: it touches no model."""
         step, action, policy = item.step, item.step.action, item.policy
         call = ReversalCall(
@@ -345,13 +357,15 @@ class _Batch:
             integrator=item.integrator,
         )
         method = METHODS[str(policy.method)]
-        integrator, key = item.integrator, item.integrator_key
+        integrator = item.integrator
 
         def run() -> PhaseResult:
             try:
-                if integrator is None:
+                if integrator is None or session is None:
                     return method.run(call)
-                result, answer = call_integrator(key, integrator, lambda: method.run(call), transient=_transient)
+                if isinstance(session, CircuitOpen):
+                    raise session
+                result, answer = session.call(lambda: method.run(call), transient=_transient)
             except CircuitOpen as exc:
                 return PhaseResult(status="failed", detail=str(exc), retryable=True, extra={"paused": exc.retry_in})
             except Exception as exc:  # a handler's bug or a missing secret: report it on the step, do not loop on it

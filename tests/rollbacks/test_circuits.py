@@ -118,11 +118,11 @@ def test_a_killed_callers_slot_comes_back_once_its_lease_expires(settings, monke
     store = circuits._store()
     table = {"max_in_flight": 1, "secret_env": "X"}
     try:
-        held = store.enter("shop", circuits.Limits(max_in_flight=1), circuits._lease_seconds())
+        held = store.enter("shop", circuits.Limits(max_in_flight=1), 1, circuits._lease_seconds())
         # A call whose worker dies holding its slot: Redis never hears of it again; the kernel drops a dead
         # process's flock, which is what closing the file does here.
         if isinstance(store, circuits._FileStore):
-            held.slot.close()
+            held.slots[0].close()
         clock[0] += circuits._lease_seconds() + 1
         answer, _ = circuits.call_integrator(
             "shop", table, lambda: post_signed(integrator.url, {}, "s", "k"), transient=circuits.transient_status
@@ -236,8 +236,7 @@ def test_a_step_of_an_integrator_whose_circuit_is_open_stays_pending_and_is_deli
     load_policy(with_shop_limits(TEST_MANIFEST, 'trip_after = 1\ncool_down = "45s"', "open"), actor="test-setup")
     clock = Clock()
     monkeypatch.setattr(circuits, "_now", clock)
-    failed = circuits._store().leave("shop", None, failed=True, limits=circuits.Limits(trip_after=1, cool_down=45))
-    assert failed == "open"
+    circuits._store().trip("shop", circuits.Limits(cool_down=45))
     target = record(cast.shop, "refund.issue", external_id="held")
     rollback = authorized(cast, django_capture_on_commit_callbacks, [target])
     assert worker.sync.queue.popleft() == ("rollback", rollback.pk)
@@ -258,7 +257,7 @@ def test_the_request_page_says_an_integrators_circuit_is_open(cast, shop, client
     target = record(cast.shop, "refund.issue", external_id="page")
     rollback = authorized(cast, django_capture_on_commit_callbacks, [target])
     Rollback.objects.filter(pk=rollback.pk).update(state="executing")
-    circuits._store().leave("shop", None, failed=True, limits=circuits.Limits(trip_after=1))
+    circuits._store().trip("shop", circuits.Limits())
     client.force_login(cast.carl)
 
     page = client.get(f"/console/rollbacks/{rollback.pk}/").content.decode()
