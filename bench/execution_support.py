@@ -56,13 +56,18 @@ def serve(port: int, latency_ms: int = 0) -> None:
                 stats["calls"] += 1
                 stats["open"] += 1
                 stats["most_open"] = max(stats["most_open"], stats["open"])
+            status, data = self.reverse(body)
+            self.answer(status, data)
+
+        def reverse(self, body: bytes) -> tuple[int, bytes]:
+            """The answer; the call counts as open until it is decided (the caller's slot outlasts that)."""
             try:
-                self.reverse(body)
+                return self.decide(body)
             finally:
                 with lock:
                     stats["open"] -= 1
 
-        def reverse(self, body: bytes) -> None:
+        def decide(self, body: bytes) -> tuple[int, bytes]:
             if latency_ms:
                 time.sleep(latency_ms / 1000)
             if not verify_signature(secret, self.headers.get("X-Rollback-Signature", ""), body):
@@ -72,7 +77,7 @@ def serve(port: int, latency_ms: int = 0) -> None:
                 with lock:
                     data = answered.setdefault(key, json.dumps({"status": "ok"}).encode())
                 status = 200
-            self.answer(status, data)
+            return status, data
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True
