@@ -36,7 +36,7 @@ from django.conf import settings
 from django.db import connections
 
 from policies.manifest import parse_duration
-from policies.selectors import current_policy, policy_of
+from policies.selectors import NoPolicyLoaded, current_policy, policy_of
 
 CLOSED = "closed"
 OPEN = "open"
@@ -178,7 +178,7 @@ def circuit_states() -> dict[str, str]:
     console, `/readyz` and the metrics report."""
     try:
         _, manifest = current_policy()
-    except Exception:  # no policy loaded yet: no integrator to report
+    except NoPolicyLoaded:
         return {}
     store = _store()
     return {key: store.circuit(key)[0] for key in sorted(manifest.integrators)}

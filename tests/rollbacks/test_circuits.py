@@ -315,3 +315,9 @@ def test_call_limits_of_an_integrator_are_read_with_their_defaults(cast):
     table = current_policy()[1].integrators["shop"]
     assert circuits.limits_of(table) == circuits.Limits(max_in_flight=64, trip_after=5, cool_down=120.0)
     assert circuits.limits_of({}) == circuits.Limits(max_in_flight=16, trip_after=20, cool_down=60.0)
+
+
+def test_circuit_states_name_every_integrator_of_the_current_policy(cast, policy):
+    circuits._store().trip("shop", circuits.Limits(cool_down=60))
+
+    assert circuits.circuit_states() == {"shop": "open"}
