@@ -35,7 +35,14 @@ from policies.methods.base import Phase, PhaseResult, ReversalCall
 from policies.selectors import policy_of
 from rollbacks.backoff import max_retry_delay, retry_delay
 from rollbacks.circuits import OPEN, Calls, CircuitOpen, calls_to, circuit_of, limits_of, run_concurrently
-from rollbacks.communications import open_compensations, send_communication
+from rollbacks.communications import (
+    Delivery,
+    claim_communication,
+    deliver_communication,
+    notify_integrator,
+    open_compensations,
+    settle_communication,
+)
 from rollbacks.execution.claims import claim_actions
 from rollbacks.execution.outcomes import StepEnding, end_steps, loop_detail
 from rollbacks.guard import admit_steps
@@ -272,25 +279,71 @@ class _Batch:
         for communication in Communication.objects.filter(step_id__in=[item.step.pk for item in work]).order_by("pk"):
             if communication.step_id is not None:
                 owed.setdefault(communication.step_id, []).append(communication)
-        passed = []
         for item in work:
             item.compensations = owed.get(item.step.pk, [])
+        pending = [c for item in work for c in item.compensations if c.status == CommunicationStatus.PENDING]
+        deliveries = self.send_compensations(pending) if pending else {}
+        passed = []
+        for item in work:
             retry_in = None
             for communication in item.compensations:
-                if communication.status != CommunicationStatus.PENDING:
-                    continue
-                delivery = send_communication(communication.pk)
+                delivery = deliveries.get(communication.pk)
                 if delivery is None:
                     continue
                 communication.status = delivery.status
                 if delivery.retry_in is not None:
-                    retry_in = delivery.retry_in
-                    break
+                    retry_in = max(retry_in or 0.0, delivery.retry_in)
             if retry_in is not None:
                 self.runs[item.step.pk] = StepRun(item.step.pk, item.step.rollback_id, _O.PENDING, retry_in=retry_in)
             else:
                 passed.append(item)
         return passed
+
+    def send_compensations(self, owed: list[Communication]) -> dict[int, Delivery]:
+        """One attempt at each message: claimed one by one, the customers' webhooks sent at once on the worker's
+        pool (within their integrators' slots and circuits), emails here, each result settled on its own."""
+        deliveries: dict[int, Delivery] = {}
+        claimed: list[Communication] = []
+        for communication in owed:
+            result = claim_communication(communication.pk)
+            if isinstance(result, Communication):
+                claimed.append(result)
+            elif result is not None:
+                deliveries[communication.pk] = result
+        manifests = {c.pk: policy_of(c.rollback.policy_version_id) for c in claimed}
+        webhooks = [c for c in claimed if notify_integrator(c) is not None]
+        outcomes: dict[int, tuple[str | None, bool] | CircuitOpen] = {}
+        with ExitStack() as stack:
+            sessions: dict[str, Calls | CircuitOpen] = {}
+            for communication in webhooks:
+                key = str(notify_integrator(communication))
+                if key in sessions:
+                    continue
+                wanted = sum(1 for other in webhooks if notify_integrator(other) == key)
+                table = manifests[communication.pk].integrators.get(key)
+                try:
+                    sessions[key] = stack.enter_context(calls_to(key, table, wanted))
+                except CircuitOpen as exc:
+                    sessions[key] = exc
+
+            def sender(communication: Communication) -> Callable[[], tuple[str | None, bool] | CircuitOpen]:
+                session = sessions[str(notify_integrator(communication))]
+                if isinstance(session, CircuitOpen):
+                    return lambda: session
+                return lambda: deliver_communication(communication, manifests[communication.pk], session)
+
+            for wave in run_concurrently([sender(c) for c in webhooks]):
+                for index, outcome in wave:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    outcomes[webhooks[index].pk] = outcome
+        for communication in claimed:
+            if communication.pk in outcomes:
+                outcome = outcomes[communication.pk]
+            else:
+                outcome = deliver_communication(communication, manifests[communication.pk])
+            deliveries[communication.pk] = settle_communication(communication, outcome)
+        return deliveries
 
     def verify(self, work: list[_Work]) -> None:
         for item, result in self.call_each(work, "verify"):
