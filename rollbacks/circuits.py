@@ -1,14 +1,17 @@
 """Calls to integrators: how many may be open at once, and whether an integrator is called at all.
 
-Every HTTP call to an integrator (a reversal phase, a customer notification, an integrator event) goes through
-`call_integrator`. It holds one of the integrator's `max_in_flight` slots, counted across all workers, while the
-call travels, and feeds the integrator's circuit breaker: after `trip_after` consecutive transient failures
-(timeouts, refused connections, 5xx) the circuit opens and nobody calls the integrator for `cool_down`; then one
-call, the probe (`half_open`), decides whether it closes again or stays open for another cool-down. A call the
-circuit stops raises CircuitOpen before anything is sent, so the caller can leave its step or message pending.
+Every HTTP call to an integrator (a reversal phase, a customer notification, an integrator event) goes through a
+session (`calls_to`; `call_integrator` for a single call). A session takes some of the integrator's
+`max_in_flight` slots, counted across all workers, in one round trip, lends them to its calls while they travel,
+gives them back in another, and feeds the integrator's circuit breaker: after `trip_after` consecutive transient
+failures (timeouts, refused connections, 5xx) the circuit opens and nobody calls the integrator for
+`cool_down`; then one call, the probe (`half_open`), decides whether it closes again or stays open for another
+cool-down. A call the circuit stops raises CircuitOpen before anything is sent, so the caller can leave its step
+or message pending.
 
 The shared state lives in Redis when the broker is Redis (a slot is a lease in a sorted set that expires after
-the longest a call may take, so a killed worker's slots come back by themselves), and otherwise in lock files
+the longest a call may take and renewed while the session lasts, so a killed worker's slots come back by
+themselves), and otherwise in lock files
 beside the embedded broker (a slot is an flock, which the kernel drops with the process that held it). Keys carry
 the database's name, so test databases, or two installations on one Redis, do not share circuits.
 
