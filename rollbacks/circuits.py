@@ -311,14 +311,18 @@ _shared: _Store | None = None
 
 def _store() -> _Store:
     global _shared
-    namespace = _namespace()
-    if _shared is None or _shared.namespace != namespace:
-        broker = settings.CELERY_BROKER_URL
-        if broker.startswith(("redis://", "rediss://")):
-            _shared = _RedisStore(broker, namespace)
-        else:
-            _shared = _FileStore(Path(settings.VAR_DIR) / "circuits" / namespace, namespace)
+    if _is_redis():
+        if _shared is None or _shared.namespace != _namespace():
+            _shared = _RedisStore(settings.CELERY_BROKER_URL, _namespace())
+    else:
+        folder = Path(settings.CIRCUITS_DIR) / _namespace()
+        if _shared is None or _shared.namespace != str(folder):
+            _shared = _FileStore(folder, str(folder))
     return _shared
+
+
+def _is_redis() -> bool:
+    return str(settings.CELERY_BROKER_URL).startswith(("redis://", "rediss://"))
 
 
 def _state(open_until: float, now: float) -> tuple[str, float]:

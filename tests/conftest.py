@@ -14,6 +14,7 @@ Who may do what (the demo policy, policies/manifests/demo.toml):
 - nobody: signed in, no role
 """
 
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -72,6 +73,8 @@ def _fast_hashing_and_secrets() -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # The execution tests point the demo policy's python handlers at fakes of their own.
     settings.PYTHON_REVERSAL_MODULES = [*settings.PYTHON_REVERSAL_MODULES, *TEST_REVERSAL_MODULES]
+    # Each test process keeps its own circuit files (SQLite test databases of two processes share a name).
+    settings.CIRCUITS_DIR = tempfile.mkdtemp(prefix="rc-circuits-")
 
 
 @pytest.fixture(autouse=True)
