@@ -23,11 +23,12 @@ class AuditEvent(models.Model):
       rollback.step.not_reversible, rollback.step.prerequisites_unmet, rollback.step.failed,
       rollback.step.compensation_failed, rollback.step.loop_stopped, rollback.step.awaiting_confirmation,
       rollback.step.retried, rollback.step.resolved, rollback.step.confirmed, rollback.step.checked,
-      rollback.step.reverse_answered
+      rollback.step.reverse_answered, rollback.step.paused (its integrator's circuit is open: it waits, pending)
     - rollback.steps.queued (the engine queued a level: `started_at` set)
     - rollback.step.refused, rollback.communication.refused, rollback.run_refused (a worker refused a message)
-    - communication.sent, communication.failed, communication.attempt
-    - integrator_event.sent, integrator_event.attempt, integrator_event.failed (an integrator told of a decision)
+    - communication.sent, communication.failed, communication.attempt, communication.paused
+    - integrator_event.sent, integrator_event.attempt, integrator_event.failed, integrator_event.paused (an
+      integrator told of a decision; paused: its circuit is open and nothing was sent)
     - announcement.opened (an inbox item announced to its people), announcement.sent, announcement.attempt,
       announcement.failed, announcement.withdrawn (one per message), announcement.refused (a task naming none)
     - remediation.opened, remediation.done

@@ -3,6 +3,7 @@
     .venv/bin/python bench/execution.py                   # its own database rc_bench_exec, Redis db 6
     .venv/bin/python bench/execution.py --chains 500      # a smaller run
     .venv/bin/python bench/execution.py --broker redis://127.0.0.1:6379/7
+    .venv/bin/python bench/execution.py --chains 100 --latency-ms 0,50,200 --scaling --max-in-flight 64
 
 It (re)creates the database, migrates it, seeds the people and a policy whose action types form chains
 order -> points -> tier -> benefit, once with python-method reversals (an in-process handler that answers ok) and
@@ -12,14 +13,20 @@ the chains' first actions (the cascade reaches the rest, three levels deep), sig
 `celery -A rollback_console worker --pool prefork -c 2` from authorization to `completed`. Then it runs a small
 and a large rollback in-process, counting the queries each step costs, to show that the count does not grow with
 the rollback's size. The worker and the integrator are killed on the way out.
+
+`--latency-ms 0,50,200` runs the webhook rollback once per latency, the integrator answering each call after that
+many milliseconds, and prints the most calls it saw open at once (never more than `--max-in-flight`, the policy's
+`[integrators.shop] max_in_flight`); `--scaling` runs it at 50 ms with one worker process and with two.
 """
 
 import argparse
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -40,6 +47,7 @@ version = "bench-execution"
 reversal_url = "http://127.0.0.1:{port}/reversals"
 notify_url = "http://127.0.0.1:{port}/notifications"
 secret_env = "SHOP_WEBHOOK_SECRET"
+max_in_flight = {max_in_flight}
 
 [communications]
 internal = ["rollbacks@example.com"]
@@ -69,8 +77,9 @@ def action_types(kind: str) -> str:
     return "\n".join(tables)
 
 
-def manifest() -> str:
-    return MANIFEST.format(port=RECEIVER_PORT, types=action_types("python") + "\n" + action_types("webhook"))
+def manifest(max_in_flight: int) -> str:
+    types = action_types("python") + "\n" + action_types("webhook")
+    return MANIFEST.format(port=RECEIVER_PORT, types=types, max_in_flight=max_in_flight)
 
 
 def prepare_database(name: str) -> None:
@@ -100,7 +109,7 @@ def process(command: list[str], log_path: Path, ready: str | None = None) -> Ite
         child.wait()
 
 
-def seed() -> Any:
+def seed(max_in_flight: int) -> Any:
     from django.contrib.auth.models import Group, User
 
     from policies.services import load_policy
@@ -112,7 +121,7 @@ def seed() -> Any:
         people[name] = user
     people["ivan"], _ = User.objects.get_or_create(username="ivan")
     people["ivan"].groups.set([Group.objects.get(name="incident_commander")])
-    load_policy(manifest(), actor="bench")
+    load_policy(manifest(max_in_flight), actor="bench")
     return people
 
 
@@ -220,6 +229,11 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=2500, help="chains of four actions (2,500: 10,000 actions)")
     parser.add_argument("--database", default="rc_bench_exec")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/6")
+    parser.add_argument("--latency-ms", default="", help="comma-separated integrator latencies, e.g. 0,50,200")
+    parser.add_argument("--scaling", action="store_true", help="also one worker process against two at 50 ms")
+    parser.add_argument("--max-in-flight", type=int, default=64, help="the integrator's max_in_flight")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (prefork concurrency)")
+    parser.add_argument("--skip-queries", action="store_true", help="skip the in-process query count")
     args = parser.parse_args()
 
     os.environ.update(
@@ -243,23 +257,47 @@ def main() -> None:
 
     with app.connection_for_write() as connection:
         connection.default_channel.queue_purge("celery")
-    people = seed()
+    people = seed(args.max_in_flight)
+    from rollbacks.circuits import reset_circuits
+
+    reset_circuits()
     logs = Path(f"/tmp/rc-bench-exec-{os.getpid()}")
     logs.mkdir(exist_ok=True)
-    worker = [CELERY, "-A", "rollback_console", "worker", "--pool", "prefork", "-c", "2", "-l", "info"]
-    worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    receiver = [PYTHON, str(ROOT / "bench" / "execution_support.py"), str(RECEIVER_PORT)]
-    results = []
-    with process(receiver, logs / "receiver.log"), process(worker, logs / "worker.log", ready="ready."):
-        for kind in ("python", "webhook"):
+
+    def worker(processes: int) -> list[str]:
+        command = [CELERY, "-A", "rollback_console", "worker", "--pool", "prefork", "-c", str(processes), "-l", "info"]
+        return [*command, "--without-gossip", "--without-mingle", "--without-heartbeat"]
+
+    def receiver(latency_ms: int) -> list[str]:
+        return [PYTHON, str(ROOT / "bench" / "execution_support.py"), str(RECEIVER_PORT), str(latency_ms)]
+
+    def run(kind: str, latency_ms: int, processes: int) -> float:
+        with (
+            process(receiver(latency_ms), logs / "receiver.log"),
+            process(worker(processes), logs / "worker.log", ready="ready."),
+        ):
             result = timed_rollback(people, kind, args.chains)
-            results.append(result)
-            print(
-                f"{kind:8} {result['steps']:6} steps in {result['seconds']:6.1f} s: "
-                f"{result['steps'] / result['seconds']:7.1f} steps/s  ({result['state']}, {result['outcomes']}; "
-                f"request with its plan took {result['plan']:.1f} s)",
-                flush=True,
-            )
+            stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{RECEIVER_PORT}/stats").read())
+        rate = float(result["steps"] / result["seconds"])
+        latency = f"at {latency_ms:3} ms, " if kind == "webhook" else ""
+        print(
+            f"{kind:8} {latency}{processes} worker process{'es' if processes > 1 else ''}: {result['steps']:6} steps "
+            f"in {result['seconds']:6.1f} s: {rate:7.1f} steps/s  ({result['state']}, {result['outcomes']}; "
+            + (f"{stats['calls']} calls, at most {stats['most_open']} open at once; " if kind == "webhook" else "")
+            + f"request with its plan took {result['plan']:.1f} s)",
+            flush=True,
+        )
+        return rate
+
+    latencies = [int(text) for text in args.latency_ms.split(",") if text.strip()]
+    run("python", 0, args.workers)
+    for latency_ms in latencies or [0]:
+        run("webhook", latency_ms, args.workers)
+    if args.scaling:
+        one, two = run("webhook", 50, 1), run("webhook", 50, 2)
+        print(f"scaling at 50 ms: two worker processes {two / one:.2f}x one", flush=True)
+    if args.skip_queries:
+        return
     small, large = max(args.chains // 50, 5), max(args.chains // 5, 50)
     print(
         f"queries per step: {queries_per_step(people, small):.1f} for {small * 4} steps, "

@@ -31,6 +31,12 @@ DEFAULT_WARN_BEFORE_WINDOW = timedelta(hours=24)
 MAX_CASCADE_DEPTH = 1000
 MAX_SIGNOFF_COUNT = 100
 MAX_DURATION = timedelta(days=3660)
+# Bounds of an integrator's call limits (the contract's "Execution at real latency"): more calls in flight than a
+# worker has threads, or a pause longer than a day, is a typing error rather than a plan.
+MAX_IN_FLIGHT = 1024
+MAX_TRIP_AFTER = 10_000
+MIN_COOL_DOWN = timedelta(seconds=1)
+MAX_COOL_DOWN = timedelta(days=1)
 MAX_NESTING = 64
 REVERSIBILITY_CLASSES = ("full", "partial", "irreversible")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -365,13 +371,28 @@ def _read_integrators(check: _Checker, raw: Mapping[str, Any]) -> dict[str, Mapp
     for key, value in check.table("integrators", raw.get("integrators", {})).items():
         path = f"integrators.{_key(key)}"
         table = check.table(path, value)
-        check.unknown(path, table, {"reversal_url", "notify_url", "events_url", "secret_env"})
+        check.unknown(
+            path,
+            table,
+            {"reversal_url", "notify_url", "events_url", "secret_env", "max_in_flight", "trip_after", "cool_down"},
+        )
         for url_key in ("reversal_url", "notify_url", "events_url"):
             url = table.get(url_key)
             if url is not None and (not isinstance(url, str) or not re.match(r"^https?://", url)):
                 check.error(f"{path}.{url_key}", "must be an http(s) URL")
         if not isinstance(table.get("secret_env"), str) or not table.get("secret_env"):
             check.error(f"{path}.secret_env", "the name of the environment variable holding the secret is required")
+        for count_key, most in (("max_in_flight", MAX_IN_FLIGHT), ("trip_after", MAX_TRIP_AFTER)):
+            count = table.get(count_key)
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= most):
+                check.error(f"{path}.{count_key}", f"must be a whole number from 1 to {most}")
+        cool_down = table.get("cool_down")
+        if cool_down is not None:
+            try:
+                if not isinstance(cool_down, str) or parse_duration(cool_down, limit=MAX_COOL_DOWN) < MIN_COOL_DOWN:
+                    raise ValueError(f"{cool_down!r} is not a duration of at least 1s such as 60s or 5m")
+            except ValueError as exc:
+                check.error(f"{path}.cool_down", str(exc))
         integrators[key] = dict(table)
     return integrators
 

@@ -22,6 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from rollback_console.celery import app
+from rollbacks.circuits import circuit_states
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     verdicts = readiness()
     failed = sorted(name for name, verdict in verdicts.items() if verdict != "ok")
+    # An integrator that is down does not make this process unready (its steps wait, pending), but it is said.
+    try:
+        circuits = circuit_states() if not failed else {}
+    except Exception as error:  # the circuits' store is the broker's Redis: its failure is the broker's, above
+        logger.warning("circuit states unreadable: %s", error)
+        circuits = {}
     return JsonResponse(
-        {"status": "unavailable" if failed else "ok", "failed": failed, "checks": verdicts},
+        {"status": "unavailable" if failed else "ok", "failed": failed, "checks": verdicts, "integrators": circuits},
         status=503 if failed else 200,
     )

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from rollback_console import queues
 from rollback_console.celery import app
 from rollbacks import gauges
+from rollbacks.circuits import CLOSED, HALF_OPEN, OPEN, calls_in_flight, circuit_states
 
 PREFIX = "rollback_console"
 
@@ -84,8 +85,34 @@ def queue_depth() -> Iterable[Metric]:
     yield family
 
 
+def integrators() -> Iterable[Metric]:
+    """Each integrator's circuit (1 on the state it is in) and the calls open to it across all workers."""
+    circuit = GaugeMetricFamily(
+        f"{PREFIX}_integrator_circuit", "Circuit breaker state per integrator.", labels=["integrator", "state"]
+    )
+    for integrator, state in circuit_states().items():
+        for possible in (CLOSED, HALF_OPEN, OPEN):
+            circuit.add_metric([integrator, possible], 1 if state == possible else 0)
+    yield circuit
+    in_flight = GaugeMetricFamily(
+        f"{PREFIX}_integrator_calls_in_flight", "Calls open to each integrator now.", labels=["integrator"]
+    )
+    for integrator, count in calls_in_flight().items():
+        if count is not None:
+            in_flight.add_metric([integrator], count)
+    yield in_flight
+
+
 # One line per figure; each function yields metric families (see the module's docstring).
-COLLECTORS: list[Callable[[], Iterable[Metric]]] = [steps, rollbacks, messages, inbox, audit_head, queue_depth]
+COLLECTORS: list[Callable[[], Iterable[Metric]]] = [
+    steps,
+    rollbacks,
+    messages,
+    inbox,
+    audit_head,
+    queue_depth,
+    integrators,
+]
 
 
 class _ScrapeTime(Collector):

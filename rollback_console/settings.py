@@ -300,6 +300,11 @@ NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
 CONSOLE_BASE_URL = env_str("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5)
+# Threads per worker process that carry calls to integrators at once (each integrator's `max_in_flight` bounds
+# them across all workers); 1 sends them one after another.
+INTEGRATOR_CALL_THREADS = env_int("INTEGRATOR_CALL_THREADS", 64)
+# Without Redis, integrators' call slots and circuits are lock files here (one machine's workers share them).
+CIRCUITS_DIR = env_str("CIRCUITS_DIR", str(VAR_DIR / "circuits"))
 IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
 # Module prefixes a manifest's `python` reversal handlers may lie under (the contract's "Safer configuration").
 PYTHON_REVERSAL_MODULES = env_list("PYTHON_REVERSAL_MODULES", ["demo_shop.handlers"])

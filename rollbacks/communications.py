@@ -26,7 +26,8 @@ from policies.labels import label
 from policies.manifest import Compensation, Manifest
 from policies.methods.webhook import integrator_secret, post_signed
 from policies.selectors import policy_of
-from rollbacks.backoff import settle_attempt
+from rollbacks.backoff import max_retry_delay, settle_attempt
+from rollbacks.circuits import Calls, CircuitOpen, call_integrator, transient_status
 from rollbacks.guard import communication_refusal, refuse_communication, refuse_unknown, whole_id
 from rollbacks.models import Communication, CommunicationStatus, Rollback, Step, StepOutcome
 
@@ -129,6 +130,17 @@ def send_communication(communication_id: Any, *, message: dict[str, Any] | None 
     The attempt is claimed in one transaction and its result recorded in another, so no transaction stays open
     while the message travels: on SQLite an open transaction would hold the whole database's write lock, and
     the receiver may be served by this same database. While one worker holds the claim, another waits."""
+    claimed = claim_communication(communication_id, message=message)
+    if not isinstance(claimed, Communication):
+        return claimed
+    return settle_communication(claimed, deliver_communication(claimed, policy_of(claimed.rollback.policy_version_id)))
+
+
+def claim_communication(
+    communication_id: Any, *, message: dict[str, Any] | None = None
+) -> Communication | Delivery | None:
+    """The message claimed for one attempt (its `attempts` counted), or what to do instead: None (refused, or no
+    such message), or a Delivery (already sent or failed; or another worker holds it, with the wait)."""
     message = message or {"task": "send_communication"}
     now = timezone.now()
     with transaction.atomic():
@@ -154,9 +166,26 @@ def send_communication(communication_id: Any, *, message: dict[str, Any] | None 
         communication.attempts += 1
         communication.claimed_until = now + timedelta(seconds=_CLAIM_SECONDS)
         communication.save(update_fields=["attempts", "claimed_until"])
+    return communication
 
-    error, transient = _deliver(communication, policy_of(communication.rollback.policy_version_id))
 
+def deliver_communication(
+    communication: Communication, manifest: Manifest, calls: Calls | None = None
+) -> tuple[str | None, bool] | CircuitOpen:
+    """Send a claimed message: (None, _) when delivered, else (the error, whether trying again may help), or the
+    CircuitOpen that stopped it unsent. A customer's webhook touches no model, so the worker's pool may run it
+    (within `calls`, a session of its integrator's slots); an email reads the rollback's steps."""
+    try:
+        return _deliver(communication, manifest, calls)
+    except CircuitOpen as exc:
+        return exc
+
+
+def settle_communication(communication: Communication, result: tuple[str | None, bool] | CircuitOpen) -> Delivery:
+    """Record how the claimed attempt ended, in a transaction of its own."""
+    if isinstance(result, CircuitOpen):
+        return _pause(communication, result)
+    error, transient = result
     with transaction.atomic():
         Communication.objects.select_for_update().filter(pk=communication.pk).get()
         outcome, retry_in = settle_attempt(communication, error, transient)
@@ -177,16 +206,43 @@ def send_communication(communication_id: Any, *, message: dict[str, Any] | None 
     return Delivery(communication.pk, communication.rollback_id, communication.status, retry_in)
 
 
-def _deliver(communication: Communication, manifest: Manifest) -> tuple[str | None, bool]:
+def _pause(communication: Communication, circuit: CircuitOpen) -> Delivery:
+    """The integrator's circuit is open: nothing was sent, so the attempt claimed for it is given back."""
+    wait = min(max(circuit.retry_in, 1.0), max_retry_delay())
+    with transaction.atomic():
+        Communication.objects.select_for_update().filter(pk=communication.pk).get()
+        communication.attempts -= 1
+        communication.claimed_until = None
+        communication.save(update_fields=["attempts", "claimed_until"])
+        record_event(
+            "communication.paused",
+            actor=SYSTEM,
+            action_id=communication.step.action_id if communication.step else None,
+            rollback_id=communication.rollback_id,
+            data={"communication": communication.pk, "integrator": circuit.integrator, "retry_in": round(wait, 1)},
+        )
+    return Delivery(communication.pk, communication.rollback_id, communication.status, retry_in=wait)
+
+
+def _deliver(communication: Communication, manifest: Manifest, calls: Calls | None) -> tuple[str | None, bool]:
     """(None, _) when delivered, else (the error, whether trying again may help)."""
     if not communication.recipients:
         return f"no recipient is configured for the {communication.audience} audience", False
     if communication.channel == WEBHOOK:
-        return _post_notification(communication, manifest)
+        return _post_notification(communication, manifest, calls)
     return _email(communication)
 
 
-def _post_notification(communication: Communication, manifest: Manifest) -> tuple[str | None, bool]:
+def notify_integrator(communication: Communication) -> str | None:
+    """The integrator a customer's message goes to (None for an email)."""
+    if communication.channel != WEBHOOK or communication.step is None:
+        return None
+    return communication.step.action.integrator.get_username()
+
+
+def _post_notification(
+    communication: Communication, manifest: Manifest, calls: Calls | None
+) -> tuple[str | None, bool]:
     step = communication.step
     assert step is not None
     action = step.action
@@ -209,9 +265,16 @@ def _post_notification(communication: Communication, manifest: Manifest) -> tupl
             "payload": action.payload,
         },
     }
-    status, answer = post_signed(
-        communication.recipients[0], body, secret, idempotency_key=f"notify-{communication.pk}"
-    )
+
+    def send() -> tuple[int, bytes]:
+        return post_signed(communication.recipients[0], body, secret, idempotency_key=f"notify-{communication.pk}")
+
+    if calls is not None:
+        (status, answer), _ = calls.call(send, transient=transient_status)
+    else:
+        (status, answer), _ = call_integrator(
+            action.integrator.get_username(), integrator, send, transient=transient_status
+        )
     if 200 <= status < 300:
         return None, False
     text = answer[:200].decode(errors="replace")

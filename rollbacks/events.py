@@ -19,7 +19,8 @@ from django.utils import timezone
 from audit.services import SYSTEM, record_event
 from policies.methods.webhook import integrator_secret, post_signed
 from policies.selectors import policy_of
-from rollbacks.backoff import settle_attempt
+from rollbacks.backoff import max_retry_delay, settle_attempt
+from rollbacks.circuits import CircuitOpen, call_integrator, transient_status
 from rollbacks.dispatch import queue_integrator_events
 from rollbacks.guard import whole_id
 from rollbacks.models import CommunicationStatus, IntegratorEvent, Rollback, RollbackState, SignOff, Step
@@ -119,7 +120,23 @@ def send_integrator_events(rollback_id: int) -> float | None:
             event.claimed_until = now + timedelta(seconds=_CLAIM_SECONDS)
             event.save(update_fields=["attempts", "claimed_until"])
 
-        error, transient = _post(event)
+        try:
+            error, transient = _post(event)
+        except CircuitOpen as exc:
+            # Nothing was sent: the attempt claimed for it is given back, and the events wait for the cool-down.
+            wait = min(max(exc.retry_in, 1.0), max_retry_delay())
+            with transaction.atomic():
+                IntegratorEvent.objects.select_for_update().filter(pk=event.pk).get()
+                event.attempts -= 1
+                event.claimed_until = None
+                event.save(update_fields=["attempts", "claimed_until"])
+                record_event(
+                    "integrator_event.paused",
+                    actor=SYSTEM,
+                    rollback_id=event.rollback_id,
+                    data={"integrator_event": event.pk, "integrator": event.integrator, "retry_in": round(wait, 1)},
+                )
+            return wait
 
         with transaction.atomic():
             IntegratorEvent.objects.select_for_update().filter(pk=event.pk).get()
@@ -155,7 +172,12 @@ def _post(event: IntegratorEvent) -> tuple[str | None, bool]:
         secret = integrator_secret(integrator)
     except RuntimeError as exc:
         return str(exc), False
-    status, answer = post_signed(event.url, event.body, secret, idempotency_key=idempotency_key(event))
+    (status, answer), _ = call_integrator(
+        event.integrator,
+        integrator,
+        lambda: post_signed(event.url, event.body, secret, idempotency_key=idempotency_key(event)),
+        transient=transient_status,
+    )
     if 200 <= status < 300:
         return None, False
     text = answer[:200].decode(errors="replace")

@@ -391,6 +391,12 @@ class StepProgress:
         return 100 * count // self.total if self.total else 0
 
 
+def pending_action_types(rollback: Rollback) -> list[str]:
+    """The action types of the rollback's steps still pending (whose integrators' circuits the page reports)."""
+    pending = Step.objects.filter(rollback=rollback, outcome=StepOutcome.PENDING)
+    return list(pending.values_list("action__action_type", flat=True).distinct())
+
+
 def progress_of(rollback: Rollback) -> StepProgress:
     return StepProgress(step_counts_of(rollback))
 

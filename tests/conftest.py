@@ -14,6 +14,7 @@ Who may do what (the demo policy, policies/manifests/demo.toml):
 - nobody: signed in, no role
 """
 
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -73,6 +74,8 @@ def _fast_hashing_and_secrets() -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # The execution tests point the demo policy's python handlers at fakes of their own.
     settings.PYTHON_REVERSAL_MODULES = [*settings.PYTHON_REVERSAL_MODULES, *TEST_REVERSAL_MODULES]
+    # Each test process keeps its own circuit files (SQLite test databases of two processes share a name).
+    settings.CIRCUITS_DIR = tempfile.mkdtemp(prefix="rc-circuits-")
 
 
 @pytest.fixture(autouse=True)
@@ -241,3 +244,12 @@ def cast(db) -> SimpleNamespace:  # type: ignore[no-untyped-def]
 def policy(cast):  # type: ignore[no-untyped-def]
     """The current (demo) policy's manifest."""
     return current_policy()[1]
+
+
+@pytest.fixture(autouse=True)
+def _closed_circuits(django_db_setup) -> None:  # type: ignore[no-untyped-def]
+    """Integrators' circuits live outside the database (Redis, or files beside the embedded broker): each test
+    starts with every circuit closed and no failures counted by the tests before it."""
+    from rollbacks.circuits import reset_circuits
+
+    reset_circuits()  # after the test database exists: the circuits' keys carry its name

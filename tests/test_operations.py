@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
 from rollback_console import health, metrics
-from rollbacks import services
+from rollbacks import circuits, services
 from tests.rollbacks.requesting import record
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,27 @@ def test_healthz_answers_while_the_process_serves(client):
 def test_readyz_answers_200_when_the_database_and_the_broker_answer(client):
     response = client.get("/readyz")
     assert response.status_code == 200, response.content
-    assert response.json() == {"status": "ok", "failed": [], "checks": {"database": "ok", "broker": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "failed": [],
+        "checks": {"database": "ok", "broker": "ok"},
+        "integrators": {"shop": "closed"},
+    }
+
+
+def test_readyz_says_an_integrator_s_circuit_is_open_and_stays_ready(client):
+    circuits._store().trip("shop", circuits.Limits(cool_down=60))
+    response = client.get("/readyz")
+    assert response.status_code == 200  # its steps wait, pending: this process still serves
+    assert response.json()["integrators"]["shop"] == "open"
+
+
+def test_metrics_give_each_integrator_s_circuit_state(client, settings):
+    settings.METRICS_TOKEN = TOKEN
+    circuits._store().trip("shop", circuits.Limits(cool_down=60))
+    found = samples(scrape(client))
+    assert found[("rollback_console_integrator_circuit", (("integrator", "shop"), ("state", "open")))] == 1
+    assert found[("rollback_console_integrator_circuit", (("integrator", "shop"), ("state", "closed")))] == 0
 
 
 def test_readyz_reports_a_stopped_broker_with_503_naming_it(client, monkeypatch):
@@ -50,6 +70,7 @@ def test_readyz_reports_a_stopped_broker_with_503_naming_it(client, monkeypatch)
         "status": "unavailable",
         "failed": ["broker"],
         "checks": {"database": "ok", "broker": "failed"},
+        "integrators": {},  # the circuits live on the broker's Redis: not read while it is down
     }
     assert "127.0.0.1" not in response.content.decode(), "why it failed goes to the log, not to the caller"
 

@@ -17,6 +17,7 @@ from console.access import console_page
 from console.drawing import GraphNode, cascade_levels, cascade_svg, fits
 from console.forms import CancelForm, NoteForm, SignOffForm, TrailPageForm, errors_text
 from rollback_console.errors import DomainError, Invalid
+from rollbacks.circuits import circuits_holding
 from rollbacks.execution import confirm_cascade, resolve_step, retry_step
 from rollbacks.models import Rollback, SignoffDecision, Step, StepOutcome
 from rollbacks.rules import (
@@ -35,6 +36,7 @@ from rollbacks.selectors import (
     StepFilter,
     communications_of,
     get_rollback_for,
+    pending_action_types,
     progress_of,
     remediation_of,
     rollback_steps,
@@ -177,6 +179,10 @@ def rollback_page(request: HttpRequest, rollback_id: int) -> HttpResponse:
             "prerequisites": prerequisites,
             "side_effects": side_effects,
             "window_closes": window_closes,
+            # Integrators whose circuit is open hold their steps pending: the step list says so.
+            "held_by_circuits": circuits_holding(rollback.policy_version_id, pending_action_types(rollback))
+            if rollback.state in RUNNING_STATES
+            else {},
         },
         status=400 if trail["trail_error"] else 200,
     )

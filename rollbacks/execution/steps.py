@@ -4,15 +4,22 @@
 where it stopped and never calls `reverse` twice for one step (the integrator's idempotency key would make a
 repeat harmless anyway). Nothing here runs two steps of one action at once: see claims.claim_actions.
 
-Steps come in batches (the steps of one level that one task carries). Each phase is called step by step, but
-what can be written once for the batch is: the attempts before the calls, the checks that answered, and the
-endings in one transaction at the end. A worker dying before that transaction leaves its steps at their last
-recorded phase; the next delivery calls `verify` again (harmless) and ends them.
+Steps come in batches (the steps of one level that one task carries). The phases run in order for the batch,
+and within a phase the calls to integrators travel at once (rollbacks.circuits: the worker's thread pool, each
+integrator's `max_in_flight` across all workers, and its circuit breaker). What can be written once for the batch
+is: the attempts before the calls, the checks that answered, the reversals that answered (per wave of answers
+that arrived together), and the endings in one transaction at the end. A worker dying before that transaction
+leaves its steps at their last recorded phase; the next delivery calls `verify` again (harmless) and ends them.
+
+A step whose integrator's circuit is open is not called: it stays `pending`, the delivery does not count as an
+attempt (a failure that tripped the circuit gives its attempt back), and it is delivered again after the
+cool-down (`rollback.step.paused`).
 """
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -26,8 +33,16 @@ from policies.manifest import ActionTypePolicy
 from policies.methods import METHODS
 from policies.methods.base import Phase, PhaseResult, ReversalCall
 from policies.selectors import policy_of
-from rollbacks.backoff import retry_delay
-from rollbacks.communications import open_compensations, send_communication
+from rollbacks.backoff import max_retry_delay, retry_delay
+from rollbacks.circuits import OPEN, Calls, CircuitOpen, calls_to, circuit_of, limits_of, run_concurrently
+from rollbacks.communications import (
+    Delivery,
+    claim_communication,
+    deliver_communication,
+    notify_integrator,
+    open_compensations,
+    settle_communication,
+)
 from rollbacks.execution.claims import claim_actions
 from rollbacks.execution.outcomes import StepEnding, end_steps, loop_detail
 from rollbacks.guard import admit_steps
@@ -74,6 +89,7 @@ class _Work:
     step: Step
     policy: ActionTypePolicy
     integrator: Mapping[str, Any] | None
+    integrator_key: str = ""
     compensations: list[Communication] = field(default_factory=list)
     counted: bool = False  # this delivery was counted as an attempt
 
@@ -93,9 +109,11 @@ class _Batch:
         )
         self.endings: dict[int, tuple[str, str, tuple[str, str] | None, dict[str, Any]]] = {}
         self.runs: dict[int, StepRun] = {}
+        self.paused: dict[int, tuple[_Work, str, float]] = {}  # step -> (its work, phase, seconds to wait)
 
     def run(self) -> list[StepRun]:
         work = [item for step in self.steps if (item := self.triage(step)) is not None]
+        work = self.hold_open_circuits(work)
         if work:
             # A delivery that only resends compensations counts as an attempt when it calls `verify`, so messages
             # retried on their own budget (NOTIFY_MAX_ATTEMPTS) do not use up the step's.
@@ -123,7 +141,20 @@ class _Batch:
         manifest = policy_of(step.rollback.policy_version_id)
         policy = manifest.action_type(action.action_type)
         assert policy is not None and policy.method is not None  # ending_without_call saw to it
-        return _Work(step, policy, manifest.integrators.get(str(policy.reversal.get("integrator", ""))))
+        key = str(policy.reversal.get("integrator", ""))
+        return _Work(step, policy, manifest.integrators.get(key) if policy.method == "webhook" else None, key)
+
+    def hold_open_circuits(self, work: list[_Work]) -> list[_Work]:
+        """Steps whose integrator's circuit is open wait, uncounted, until its cool-down has passed."""
+        states = {key: circuit_of(key) for key in {item.integrator_key for item in work if item.integrator}}
+        ready = []
+        for item in work:
+            state, retry_in = states.get(item.integrator_key, ("", 0.0))
+            if state == OPEN:
+                self.pause(item, item.step.phase or "check", retry_in)
+            else:
+                ready.append(item)
+        return ready
 
     def ending_without_call(self, step: Step) -> tuple[str, str, tuple[str, str] | None] | None:
         action = step.action
@@ -168,13 +199,9 @@ class _Batch:
             record_events(specs)
 
     def check(self, work: list[_Work]) -> list[_Work]:
-        passed: list[_Work] = []
         checked: list[Step] = []
-        for item in work:
-            if item.step.phase:
-                passed.append(item)
-                continue
-            result = self.call(item, "check")
+        passed = [item for item in work if item.step.phase]
+        for item, result in self.call_each([item for item in work if not item.step.phase], "check"):
             if result.status == "unmet":
                 names = list(result.unmet) or list(item.policy.prerequisites)
                 self.end(item.step, _O.PREREQUISITES_UNMET, f"prerequisites unmet: {', '.join(names)}", unmet=names)
@@ -200,74 +227,126 @@ class _Batch:
                         for step in checked
                     ]
                 )
-        return passed
+        return sorted(passed, key=lambda item: item.step.pk)
 
     def reverse(self, work: list[_Work]) -> list[_Work]:
-        passed = []
-        for item in work:
-            if item.step.phase == "check":
-                result = self.call(item, "reverse")
+        passed = [item for item in work if item.step.phase != "check"]
+        due = [item for item in work if item.step.phase == "check"]
+        for wave in self.call_waves(due, "reverse"):
+            answered = []
+            for item, result in wave:
                 if result.status != "ok":
                     self.failure(item, "reverse", result)
-                    continue
-                self.record_reversed(item)
-            passed.append(item)
-        return passed
+                else:
+                    answered.append(item)
+            if answered:
+                self.record_reversed(answered)
+                passed.extend(answered)
+        return sorted(passed, key=lambda item: item.step.pk)
 
-    def record_reversed(self, item: _Work) -> None:
-        """The reversal answered ok: make it durable at once, with the compensations it now owes."""
-        step = item.step
+    def record_reversed(self, items: list[_Work]) -> None:
+        """Reversals answered ok: make them durable at once, with the compensations they now owe. One
+        transaction and one append for the answers that arrived together (all of a python-method batch)."""
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 # Durable against the worker dying, which is what this guards: the server has it once the commit
                 # returns. A crash of the database itself may forget the last few: the idempotency key covers that.
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            Step.objects.filter(pk=step.pk, outcome=_O.PENDING).update(phase="reverse")
+            Step.objects.filter(pk__in=[item.step.pk for item in items], outcome=_O.PENDING).update(phase="reverse")
             # The durable fact "the integrator reversed it" enters the trail with the phase, not only at the end.
             record_events(
                 [
                     EventSpec(
                         "rollback.step.reverse_answered",
                         actor=SYSTEM,
-                        action_id=step.action_id,
-                        rollback_id=step.rollback_id,
-                        data={"step": step.pk, "phase": "reverse"},
+                        action_id=item.step.action_id,
+                        rollback_id=item.step.rollback_id,
+                        data={"step": item.step.pk, "phase": "reverse"},
                     )
+                    for item in items
                 ]
             )
-            if item.policy.compensations:
-                open_compensations(step, item.policy.compensations, policy_of(step.rollback.policy_version_id))
-        step.phase = "reverse"
+            for item in items:
+                if item.policy.compensations:
+                    step = item.step
+                    open_compensations(step, item.policy.compensations, policy_of(step.rollback.policy_version_id))
+        for item in items:
+            item.step.phase = "reverse"
 
     def compensate(self, work: list[_Work]) -> list[_Work]:
         owed: dict[int, list[Communication]] = {}
         for communication in Communication.objects.filter(step_id__in=[item.step.pk for item in work]).order_by("pk"):
             if communication.step_id is not None:
                 owed.setdefault(communication.step_id, []).append(communication)
-        passed = []
         for item in work:
             item.compensations = owed.get(item.step.pk, [])
+        pending = [c for item in work for c in item.compensations if c.status == CommunicationStatus.PENDING]
+        deliveries = self.send_compensations(pending) if pending else {}
+        passed = []
+        for item in work:
             retry_in = None
             for communication in item.compensations:
-                if communication.status != CommunicationStatus.PENDING:
-                    continue
-                delivery = send_communication(communication.pk)
+                delivery = deliveries.get(communication.pk)
                 if delivery is None:
                     continue
                 communication.status = delivery.status
                 if delivery.retry_in is not None:
-                    retry_in = delivery.retry_in
-                    break
+                    retry_in = max(retry_in or 0.0, delivery.retry_in)
             if retry_in is not None:
                 self.runs[item.step.pk] = StepRun(item.step.pk, item.step.rollback_id, _O.PENDING, retry_in=retry_in)
             else:
                 passed.append(item)
         return passed
 
+    def send_compensations(self, owed: list[Communication]) -> dict[int, Delivery]:
+        """One attempt at each message: claimed one by one, the customers' webhooks sent at once on the worker's
+        pool (within their integrators' slots and circuits), emails here, each result settled on its own."""
+        deliveries: dict[int, Delivery] = {}
+        claimed: list[Communication] = []
+        for communication in owed:
+            result = claim_communication(communication.pk)
+            if isinstance(result, Communication):
+                claimed.append(result)
+            elif result is not None:
+                deliveries[communication.pk] = result
+        manifests = {c.pk: policy_of(c.rollback.policy_version_id) for c in claimed}
+        webhooks = [c for c in claimed if notify_integrator(c) is not None]
+        outcomes: dict[int, tuple[str | None, bool] | CircuitOpen] = {}
+        with ExitStack() as stack:
+            sessions: dict[str, Calls | CircuitOpen] = {}
+            for communication in webhooks:
+                key = str(notify_integrator(communication))
+                if key in sessions:
+                    continue
+                wanted = sum(1 for other in webhooks if notify_integrator(other) == key)
+                table = manifests[communication.pk].integrators.get(key)
+                try:
+                    sessions[key] = stack.enter_context(calls_to(key, table, wanted))
+                except CircuitOpen as exc:
+                    sessions[key] = exc
+
+            def sender(communication: Communication) -> Callable[[], tuple[str | None, bool] | CircuitOpen]:
+                session = sessions[str(notify_integrator(communication))]
+                if isinstance(session, CircuitOpen):
+                    return lambda: session
+                return lambda: deliver_communication(communication, manifests[communication.pk], session)
+
+            for wave in run_concurrently([sender(c) for c in webhooks]):
+                for index, outcome in wave:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    outcomes[webhooks[index].pk] = outcome
+        for communication in claimed:
+            if communication.pk in outcomes:
+                outcome = outcomes[communication.pk]
+            else:
+                outcome = deliver_communication(communication, manifests[communication.pk])
+            deliveries[communication.pk] = settle_communication(communication, outcome)
+        return deliveries
+
     def verify(self, work: list[_Work]) -> None:
-        for item in work:
-            result = self.call(item, "verify")
+        for item, result in self.call_each(work, "verify"):
             if result.status != "ok":
                 self.failure(item, "verify", result)
                 continue
@@ -286,7 +365,34 @@ class _Batch:
 
     # -- calling the method, and ending steps
 
-    def call(self, item: _Work, phase: Phase) -> PhaseResult:
+    def call_each(self, work: list[_Work], phase: Phase) -> list[tuple[_Work, PhaseResult]]:
+        return [answer for wave in self.call_waves(work, phase) for answer in wave]
+
+    def call_waves(self, work: list[_Work], phase: Phase) -> Iterator[list[tuple[_Work, PhaseResult]]]:
+        """The phase's calls for these steps, all at once where they go to integrators, in waves of answers."""
+        with ExitStack() as stack:
+            # One session per integrator: its slots are taken together, and its circuit counts the phase's results.
+            sessions: dict[str, Calls | CircuitOpen] = {}
+            for item in work:
+                key = item.integrator_key
+                if item.integrator is None or key in sessions:
+                    continue
+                wanted = sum(1 for other in work if other.integrator is not None and other.integrator_key == key)
+                try:
+                    sessions[key] = stack.enter_context(calls_to(key, item.integrator, wanted))
+                except CircuitOpen as exc:
+                    sessions[key] = exc
+            calls = [self.prepare(item, phase, sessions.get(item.integrator_key)) for item in work]
+            for wave in run_concurrently(calls, inline=not sessions):
+                answers = []
+                for index, result in wave:
+                    if isinstance(result, BaseException):
+                        raise result  # prepare() turned every Exception into a result: this is a kill
+                    answers.append((work[index], result))
+                yield answers
+
+    def prepare(self, item: _Work, phase: Phase, session: Calls | CircuitOpen | None) -> Callable[[], PhaseResult]:
+        """The call of one phase of one step, as a function the worker's pool can run: it touches no model."""
         step, action, policy = item.step, item.step.action, item.policy
         call = ReversalCall(
             phase=phase,
@@ -303,14 +409,33 @@ class _Batch:
             config=policy.reversal,
             integrator=item.integrator,
         )
-        try:
-            return METHODS[str(policy.method)].run(call)
-        except Exception as exc:  # a handler's bug or a missing secret: report it on the step, do not loop on it
-            logger.exception("Reversal method %s raised in phase %s of step %s", policy.method, phase, step.pk)
-            return PhaseResult(status="failed", detail=f"{type(exc).__name__}: {exc}")
+        method = METHODS[str(policy.method)]
+        integrator = item.integrator
+
+        def run() -> PhaseResult:
+            try:
+                if integrator is None or session is None:
+                    return method.run(call)
+                if isinstance(session, CircuitOpen):
+                    raise session
+                result, answer = session.call(lambda: method.run(call), transient=_transient)
+            except CircuitOpen as exc:
+                return PhaseResult(status="failed", detail=str(exc), retryable=True, extra={"paused": exc.retry_in})
+            except Exception as exc:  # a handler's bug or a missing secret: report it on the step, do not loop on it
+                logger.exception("Reversal method %s raised in phase %s of step %s", policy.method, phase, step.pk)
+                return PhaseResult(status="failed", detail=f"{type(exc).__name__}: {exc}")
+            if answer.circuit == OPEN and result.retryable:
+                # This failure opened the circuit (or found it open): the integrator is down, not the step.
+                return replace(result, extra={"paused": limits_of(integrator).cool_down})
+            return result
+
+        return run
 
     def failure(self, item: _Work, phase: str, result: PhaseResult) -> None:
         step = item.step
+        if "paused" in result.extra:
+            self.pause(item, phase, float(result.extra["paused"]))
+            return
         detail = f"{phase}: {result.detail or result.status}"
         if result.retryable:
             if step.attempts < settings.WEBHOOK_MAX_ATTEMPTS:
@@ -319,12 +444,19 @@ class _Batch:
             detail = f"{detail} (gave up after {step.attempts} attempts)"
         self.end(step, _O.FAILED, detail)
 
+    def pause(self, item: _Work, phase: str, retry_in: float) -> None:
+        """The integrator's circuit is open: the step waits, pending, and this delivery was no attempt."""
+        wait = min(max(retry_in, 1.0), max_retry_delay())
+        self.paused[item.step.pk] = (item, phase, wait)
+        self.runs[item.step.pk] = StepRun(item.step.pk, item.step.rollback_id, _O.PENDING, retry_in=wait)
+
     def end(
         self, step: Step, outcome: str, detail: str, remediation: tuple[str, str] | None = None, **fields: Any
     ) -> None:
         self.endings[step.pk] = (outcome, detail, remediation, fields)
 
     def finish(self) -> None:
+        self.finish_paused()
         if not self.endings:
             return
         with transaction.atomic():
@@ -340,3 +472,37 @@ class _Batch:
             if step.pk in self.endings:
                 outcome = outcomes.get(step.pk) or Step.objects.values_list("outcome", flat=True).get(pk=step.pk)
                 self.runs[step.pk] = StepRun(step.pk, step.rollback_id, outcome)
+
+    def finish_paused(self) -> None:
+        if not self.paused:
+            return
+        counted = [pk for pk, (item, _, _) in self.paused.items() if item.counted]
+        with transaction.atomic():
+            if counted:
+                Step.objects.filter(pk__in=counted, outcome=_O.PENDING).update(attempts=F("attempts") - 1)
+            record_events(
+                [
+                    EventSpec(
+                        "rollback.step.paused",
+                        actor=SYSTEM,
+                        action_id=item.step.action_id,
+                        rollback_id=item.step.rollback_id,
+                        data={
+                            "step": item.step.pk,
+                            "phase": phase,
+                            "integrator": item.integrator_key,
+                            "circuit": OPEN,
+                            "retry_in": round(wait, 1),
+                            "attempt_returned": item.counted,
+                        },
+                    )
+                    for item, phase, wait in self.paused.values()
+                ]
+            )
+        for item, _, _ in self.paused.values():
+            if item.counted:
+                item.step.attempts -= 1
+
+
+def _transient(result: PhaseResult) -> bool:
+    return result.retryable

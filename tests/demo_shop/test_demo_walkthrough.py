@@ -37,9 +37,12 @@ class _Answer:
 
 
 @pytest.fixture
-def shop_over_http(monkeypatch):
+def shop_over_http(monkeypatch, settings):
     """Every urlopen reaches this server's own URLs through the test client; counts the calls."""
     calls: list[str] = []
+    # The shop answers inside this test's own database transaction, which only this thread's connection sees:
+    # the calls go one after another here instead of on the worker's pool (a real shop is another process).
+    settings.INTEGRATOR_CALL_THREADS = 1
 
     def urlopen(request: urllib.request.Request, timeout: float | None = None) -> _Answer:
         path = urlsplit(request.full_url).path

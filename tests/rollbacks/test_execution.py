@@ -559,7 +559,7 @@ def test_a_message_travels_outside_any_transaction_and_a_claimed_one_is_not_sent
     internal_mail = []
     test_transaction = len(connection.atomic_blocks)  # the test's own, rolled back at its end
 
-    def deliver(communication, manifest):
+    def deliver(communication, manifest, calls=None):
         # The same database may serve the receiver: no write lock may be held while the message travels.
         assert len(connection.atomic_blocks) == test_transaction
         if communication.audience == "internal":
