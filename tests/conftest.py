@@ -15,6 +15,7 @@ Who may do what (the demo policy, policies/manifests/demo.toml):
 """
 
 import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -120,9 +121,19 @@ def _audit_flush_allowed() -> None:
     def execute_sql_flush(self, sql_list):  # type: ignore[no-untyped-def]
         if self.connection.settings_dict["USER"] != database_roles.application:
             return original_execute(self, sql_list)
-        with database_roles.owner_connection() as owner, owner.transaction():
-            for statement in sql_list:
-                owner.execute(statement)
+        # A real worker of an integration test may still be committing its last write when the test's flush
+        # truncates: PostgreSQL then picks one of the two as a deadlock's victim. The flush waits and tries again.
+        for attempt in range(5):
+            try:
+                with database_roles.owner_connection() as owner, owner.transaction():
+                    for statement in sql_list:
+                        owner.execute(statement)
+                return None
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
+        return None
 
     PostgresOperations.execute_sql_flush = execute_sql_flush
 

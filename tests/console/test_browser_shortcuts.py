@@ -62,7 +62,7 @@ def test_a_verifier_moves_through_the_queue_opens_a_request_and_approves_it_from
     errors = watch_errors(verifier)
     verifier.reload()  # the watch starts before the scripts run
     rows = [verifier.locator("tr[data-inbox-row]").nth(i).get_attribute("data-rollback") for i in range(2)]
-    assert rows == [str(newer.pk), str(older.pk)]  # newest first
+    assert rows == [str(older.pk), str(newer.pk)]  # the inbox: most urgent (earliest window, then oldest) first
 
     verifier.keyboard.press("j")
     assert current(verifier) == rows[0]

@@ -110,7 +110,23 @@ def test_time_to_decision_runs_from_filing_to_authorization_per_trigger(cast, se
 
 
 @pytest.mark.django_db
-def test_waiting_counts_nothing_past_a_reminder_where_no_trigger_sets_one(cast, season):
+def test_waiting_reads_each_trigger_s_remind_after_from_the_manifest(cast, season):
+    body = api(cast.audrey).get(URL).json()["waiting"]
+    customer = next(row for row in body["by_trigger"] if row["trigger"] == "customer_request")
+    # The demo manifest reminds after 4 h; carl's request has waited 6 h.
+    assert customer == {
+        "trigger": "customer_request",
+        "remind_after_seconds": 14400.0,
+        "pending": 1,
+        "past_reminder": 1,
+    }
+
+
+@pytest.mark.django_db
+def test_waiting_counts_nothing_past_a_reminder_where_no_trigger_sets_one(cast, season, monkeypatch):
+    version_id, manifest = metrics.current_policy()
+    triggers = {name: {} for name in manifest.triggers}
+    monkeypatch.setattr(metrics, "current_policy", lambda: (version_id, SimpleNamespace(triggers=triggers)))
     body = api(cast.audrey).get(URL).json()["waiting"]
     assert (body["pending"], body["past_reminder"]) == (1, 0)
     customer = next(row for row in body["by_trigger"] if row["trigger"] == "customer_request")

@@ -40,7 +40,7 @@ def page(client, rollback, query: str = "") -> str:
 
 
 def shown_steps(html: str) -> list[int]:
-    return [int(pk) for pk in re.findall(r'<tr data-step="(\d+)">', html)]
+    return [int(pk) for pk in re.findall(r'<tr data-step="(\d+)"', html)]
 
 
 @pytest.fixture
