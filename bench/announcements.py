@@ -28,27 +28,16 @@ def main() -> None:
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
     args = parser.parse_args()
 
-    from bench.queue_page import recreate_database, seed_pending
+    from bench.queue_page import seed_pending, start_django
 
-    recreate_database(args.database)
-    os.environ["DATABASE_URL"] = args.database
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-padded-to-the-fifty-characters-required")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rollback_console.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
-
-    import django
-
-    django.setup()
+    start_django(args.database, EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
     from django.core import mail
-    from django.core.management import call_command
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
     from rollbacks import announcements, dispatch
     from rollbacks.models import Announcement, Rollback
-    from tests.conftest import seed
 
     mail.outbox = []
     queued: list[int] = []
@@ -56,8 +45,6 @@ def main() -> None:
     dispatch.queue_announcement_deliveries = queued.extend  # type: ignore[assignment]
     announcements.queue_announcement_deliveries = queued.extend  # type: ignore[assignment]
 
-    call_command("migrate", verbosity=0)
-    seed()
     started = time.perf_counter()
     seed_pending(args.pending)
     print(f"seeded {args.pending:,} pending requests in {time.perf_counter() - started:.1f} s (bulk, bench only)")

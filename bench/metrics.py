@@ -56,28 +56,14 @@ def main() -> None:
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
     args = parser.parse_args()
 
-    from queue_page import recreate_database, seed_pending
+    from queue_page import seed_pending, start_django
 
-    recreate_database(args.database)
-    os.environ["DATABASE_URL"] = args.database
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-padded-to-the-fifty-characters-required")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rollback_console.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-
-    import django
-
-    django.setup()
+    start_django(args.database)
     from django.contrib.auth.models import User
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from tests.conftest import seed
-
-    call_command("migrate", verbosity=0)
-    seed()
     started = time.perf_counter()
     seed_pending(args.rollbacks)
     decide_some()

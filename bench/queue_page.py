@@ -38,6 +38,28 @@ def recreate_database(url: str) -> None:
         admin.execute(f'CREATE DATABASE "{name}"')
 
 
+def start_django(database: str, **environment: str) -> None:
+    """A fresh bench database, Django started on it and migrated, with the tests' cast and the demo policy: what
+    every bench of the console's pages starts from. `environment` sets further variables before Django starts."""
+    recreate_database(database)
+    os.environ["DATABASE_URL"] = database
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-padded-to-the-fifty-characters-required")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rollback_console.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+    os.environ.update(environment)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from tests.conftest import seed
+
+    call_command("migrate", verbosity=0)
+    seed()
+
+
 def seed_pending(count: int) -> None:
     """`count` pending reviewer_error requests by bob over refunds alice approved, as request_rollback leaves them."""
     from django.contrib.auth.models import Group, Permission, User
@@ -171,26 +193,12 @@ def main() -> None:
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
     args = parser.parse_args()
 
-    recreate_database(args.database)
-    os.environ["DATABASE_URL"] = args.database
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-padded-to-the-fifty-characters-required")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rollback_console.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-
-    import django
-
-    django.setup()
+    start_django(args.database)
     from django.contrib.auth.models import User
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from tests.conftest import seed
-
-    call_command("migrate", verbosity=0)
-    seed()
     started = time.perf_counter()
     seed_pending(args.pending)
     print(f"seeded {args.pending:,} pending requests in {time.perf_counter() - started:.1f} s (bulk, bench only)")
