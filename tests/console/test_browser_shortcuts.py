@@ -63,6 +63,7 @@ def test_a_verifier_moves_through_the_queue_opens_a_request_and_approves_it_from
     verifier.reload()  # the watch starts before the scripts run
     rows = [verifier.locator("tr[data-inbox-row]").nth(i).get_attribute("data-rollback") for i in range(2)]
     assert rows == [str(older.pk), str(newer.pk)]  # the inbox: most urgent (earliest window, then oldest) first
+    first, second = older, newer
 
     verifier.keyboard.press("j")
     assert current(verifier) == rows[0]
@@ -106,28 +107,28 @@ def test_a_verifier_moves_through_the_queue_opens_a_request_and_approves_it_from
     verifier.locator("tr.is-current").focus()
     with verifier.expect_navigation():
         verifier.keyboard.press("Enter")
-    verifier.wait_for_url(f"**/console/rollbacks/{older.pk}/")
+    verifier.wait_for_url(f"**/console/rollbacks/{second.pk}/")
     verifier.go_back()
     verifier.keyboard.press("k")
     verifier.keyboard.press("k")  # from the last row (a fresh page starts k at the bottom) or the kept one
     assert current(verifier) == rows[0]
     with verifier.expect_navigation():
         verifier.keyboard.press("o")
-    verifier.wait_for_url(f"**/console/rollbacks/{newer.pk}/")
+    verifier.wait_for_url(f"**/console/rollbacks/{first.pk}/")
 
     # a: the comment gets the focus with Approve armed; Ctrl+Enter submits through the button
     verifier.keyboard.press("a")
     assert verifier.evaluate("document.activeElement.id") == "comment"
     assert "armed" in (verifier.locator("button[data-key=a]").get_attribute("class") or "")
     verifier.keyboard.type("Checked the order history.")
-    assert Rollback.objects.get(pk=newer.pk).state == RollbackState.PENDING_AUTHORIZATION  # typing signs nothing
+    assert Rollback.objects.get(pk=first.pk).state == RollbackState.PENDING_AUTHORIZATION  # typing signs nothing
     with verifier.expect_navigation():
         verifier.keyboard.press("Control+Enter")
-    verifier.wait_for_url(f"**/console/rollbacks/{newer.pk}/")
+    verifier.wait_for_url(f"**/console/rollbacks/{first.pk}/")
     assert "You approved this rollback." in verifier.inner_text(".messages")
-    signoff = SignOff.objects.get(rollback=newer)
+    signoff = SignOff.objects.get(rollback=first)
     assert (signoff.signer, signoff.decision, signoff.comment) == (cast.vera, "approve", "Checked the order history.")
-    assert no_workers == [newer.pk]
+    assert no_workers == [first.pk]
     assert errors == []
 
 
