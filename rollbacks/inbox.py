@@ -47,6 +47,33 @@ KIND_LABELS = {
 COLUMNS = ("i_kind", "i_rollback", "i_step", "i_task", "i_trigger", "i_since", "i_window")
 # Most urgent first: the earliest reversal window closing (none last), then the oldest; the rest breaks ties.
 ORDER = (F("i_window").asc(nulls_last=True), "i_since", "i_kind", "i_rollback", "i_step", "i_task")
+# The pages' counts (the header, the tabs, the filters, the queue's pagination) count each kind up to this many
+# items and say "1,000+" beyond it, the way mail clients say "99+": counting 100,000 waiting requests exactly
+# would cost every page more than the rest of it. The API's count stays exact (`Inbox.count`).
+COUNT_CAP = 1000
+
+
+@dataclass(frozen=True)
+class CappedCount:
+    """A count the pages show: `value` items at least, exactly that many unless `more` (some kind counted had
+    more than the cap). Shown as the number, or "1,000+" (the lower bound, at most the cap, and a plus)."""
+
+    value: int
+    more: bool = False
+    cap: int = COUNT_CAP
+
+    @property
+    def exact(self) -> bool:
+        return not self.more
+
+    def __bool__(self) -> bool:
+        return self.value > 0 or self.more
+
+    def __str__(self) -> str:
+        return f"{min(self.value, self.cap):,}+" if self.more else str(self.value)
+
+    def __add__(self, other: "CappedCount") -> "CappedCount":
+        return CappedCount(self.value + other.value, self.more or other.more, min(self.cap, other.cap))
 
 
 @dataclass
@@ -154,6 +181,11 @@ def inbox_counts(user: Any) -> dict[str, int]:
     return Inbox(user).counts()
 
 
+def capped_inbox_counts(user: Any) -> dict[str, CappedCount]:
+    """As `inbox_counts`, each kind counted up to `COUNT_CAP` (what the header shows); one query."""
+    return Inbox(user).capped_counts()
+
+
 class Inbox:
     """The person's items (of one kind, of one trigger, when asked), most urgent first: what a paginator (Django's
     or DRF's) reads, a slice at a time, each slice one query plus the summaries' three. The kinds' queries are
@@ -167,6 +199,7 @@ class Inbox:
         self._arms = arms
         self._kind, self._trigger = kind, trigger
         self._counts: dict[str, dict[str, int]] | None = None
+        self._capped: tuple[int, dict[str, dict[str, int]]] | None = None
 
     def counts_by_trigger(self) -> dict[str, dict[str, int]]:
         """kind -> trigger -> items over the whole inbox (whatever the filters), in one query: what the tabs and
@@ -188,6 +221,66 @@ class Inbox:
                     counts[name][trigger] = n
         self._counts = counts
         return counts
+
+    def _capped_by_trigger(self) -> tuple[int, dict[str, dict[str, int]]]:
+        """The cap, and kind -> trigger -> items among the first cap + 1 of each kind (in no order), in one query:
+        each kind's query stops at cap + 1 rows, so the count costs the same at 1,000 items or 100,000."""
+        if self._capped is not None:
+            return self._capped
+        cap = COUNT_CAP
+        counts: dict[str, dict[str, int]] = {name: {} for name in KINDS}
+        parts: list[str] = []
+        params: list[Any] = []
+        for number, arm in enumerate(self._all.values()):
+            sql, arm_params = arm.values("i_kind", "i_trigger")[: cap + 1].query.sql_with_params()
+            # A subquery in FROM may hold its own LIMIT on every database (a UNION's arm may not on SQLite).
+            parts.append(f"SELECT i_kind, i_trigger FROM ({sql}) AS arm{number}")
+            params.extend(arm_params)
+        if parts:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    # The inner SQL is the ORM's, its values parameters.
+                    f"SELECT i_kind, i_trigger, COUNT(*) FROM ({' UNION ALL '.join(parts)}) AS inbox "
+                    "GROUP BY i_kind, i_trigger",
+                    params,
+                )
+                for name, trigger, n in cursor.fetchall():
+                    counts[name][trigger] = n
+        self._capped = (cap, counts)
+        return self._capped
+
+    def capped_counts(self) -> dict[str, CappedCount]:
+        """Items per kind over the whole inbox, every kind named, each counted up to the cap."""
+        cap, counts = self._capped_by_trigger()
+        result = {}
+        for name in KINDS:
+            n = sum(counts[name].values())
+            result[name] = CappedCount(min(n, cap), n > cap, cap)
+        return result
+
+    def capped_count_by_trigger(self, trigger: str, kind: str | None = None) -> CappedCount:
+        """Items of one trigger (of one kind, or of every kind) over the whole inbox, whatever the filters: exact
+        unless a kind counted reached the cap, a lower bound then."""
+        cap, counts = self._capped_by_trigger()
+        total = CappedCount(0, False, cap)
+        for name in KINDS:
+            if kind in (None, "", name):
+                total += CappedCount(counts[name].get(trigger, 0), sum(counts[name].values()) > cap, cap)
+        return total
+
+    def capped_count(self) -> CappedCount:
+        """The filtered list's length, exact unless a kind it holds reached the cap."""
+        cap, counts = self._capped_by_trigger()
+        total = CappedCount(0, False, cap)
+        for name in KINDS:
+            if self._kind not in (None, name):
+                continue
+            if self._trigger:
+                total += self.capped_count_by_trigger(self._trigger, name)
+            else:
+                n = sum(counts[name].values())
+                total += CappedCount(min(n, cap), n > cap, cap)
+        return total
 
     def counts(self) -> dict[str, int]:
         """Items per kind over the whole inbox, every kind named."""

@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from rollbacks.services import request_rollback
 
@@ -149,3 +150,75 @@ def test_opening_the_queue_changes_nothing(cast, browser_for, reviewer_error):
     before = snapshot()
     browser_for(cast.vera).get(reverse("console:queue"))
     assert snapshot() == before
+
+
+@pytest.fixture
+def low_cap(monkeypatch):
+    """The counts' cap at 5 and the page at 2 rows, so that a few requests go past both."""
+    monkeypatch.setattr("rollbacks.inbox.COUNT_CAP", 5)
+    monkeypatch.setattr("console.views.queue.PAGE_SIZE", 2)
+
+
+@pytest.mark.django_db
+def test_counts_past_the_cap_show_the_cap_and_a_plus(cast, browser_for, low_cap):
+    file_reviewer_errors(cast, 7)
+    html = browser_for(cast.vera).get(reverse("console:queue")).content.decode()
+    assert 'data-testid="inbox-kind-signoff">Sign-off<span class="count">5+<' in html
+    assert 'data-testid="inbox-all">All<span class="count">5+<' in html
+    assert 'data-testid="inbox-kind-step">Step needs a person<span class="count">0<' in html
+    assert 'data-testid="queue-reviewer_error">Reviewer Error (5+)<' in html
+    assert 'data-kind="signoff" title="5+ Sign-off items waiting for you">Sign-off <b>5+</b>' in html  # the header
+    assert 'data-testid="queue-position">Page 1 · 5+ items<' in html  # no "of M": the total is not known
+    # Another page asks for the header's counts on its own, capped too.
+    other = browser_for(cast.vera).get(reverse("console:rollbacks")).content.decode()
+    assert "Sign-off <b>5+</b>" in other
+
+
+@pytest.mark.django_db
+def test_counts_at_the_cap_are_exact_and_the_pages_numbered(cast, browser_for, low_cap):
+    file_reviewer_errors(cast, 5)
+    html = browser_for(cast.vera).get(reverse("console:queue"), {"page": 3}).content.decode()
+    assert 'data-testid="inbox-kind-signoff">Sign-off<span class="count">5<' in html
+    assert 'data-testid="queue-position">Page 3 of 3 · 5 items<' in html and "Less urgent" not in html
+    past_the_end = browser_for(cast.vera).get(reverse("console:queue"), {"page": 9}).content.decode()
+    assert 'data-testid="queue-position">Page 3 of 3 · 5 items<' in past_the_end
+
+
+@pytest.mark.django_db
+def test_pages_past_the_cap_still_navigate_to_the_last_item(cast, browser_for, low_cap):
+    ids = file_reviewer_errors(cast, 7)
+    client = browser_for(cast.vera)
+    seen, number = [], 1
+    while True:
+        html = client.get(reverse("console:queue"), {"page": number}).content.decode()
+        seen += [int(found) for found in re.findall(r'<tr data-inbox-row [^>]*data-rollback="(\d+)"', html)]
+        assert f'data-testid="queue-position">Page {number} · 5+ items<' in html
+        assert ("More urgent" in html) == (number > 1)
+        if "Less urgent" not in html:
+            break
+        assert f"page={number + 1}" in html
+        number += 1
+    assert number == 4 and sorted(seen) == sorted(ids) and len(seen) == 7  # 2 + 2 + 2 + 1, none twice
+
+
+@pytest.mark.django_db
+def test_the_queue_costs_the_same_queries_below_and_past_the_cap(cast, browser_for, low_cap):
+    client = browser_for(cast.vera)
+    file_reviewer_errors(cast, 3)
+    client.get(reverse("console:queue"))  # warm the session and the policy cache
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("console:queue"))
+    file_reviewer_errors(cast, 9)
+    with CaptureQueriesContext(connection) as many:
+        client.get(reverse("console:queue"))
+    with CaptureQueriesContext(connection) as far:
+        client.get(reverse("console:queue"), {"page": 5})
+    assert len(many) == len(few) == len(far)
+
+
+@pytest.mark.django_db
+def test_the_api_count_stays_exact_past_the_pages_cap(cast, low_cap):
+    file_reviewer_errors(cast, 7)
+    client = APIClient()
+    client.force_authenticate(cast.vera)
+    assert client.get("/api/v1/inbox/").json()["count"] == 7
