@@ -49,7 +49,7 @@ def test_a_verifier_approves_several_and_the_page_says_which_were_refused_and_wh
         )
     assert response.status_code == 200
     html = response.content.decode()
-    assert "You approved 2 of 3 reviewer_error requests; 1 refused." in html
+    assert "You approved 2 of 3 reviewer error requests; 1 refused." in html
     refused = html.split('data-testid="batch-refused"')[1].split("</table>")[0]
     assert f"#{taken.pk}" in refused and "it takes sign-offs only while pending_authorization" in refused
     signed = html.split('data-testid="batch-signed"')[1].split("</table>")[0]

@@ -184,7 +184,7 @@ def test_a_batch_of_three_with_one_signed_meanwhile_reports_the_refusal_and_why(
     with page.expect_navigation():
         page.click("#batch-decision button[value=approve]")
     summary = page.inner_text("[data-testid=batch-summary]")
-    assert "You approved 2 of 3 reviewer_error requests; 1 refused." in summary
+    assert "You approved 2 of 3 reviewer error requests; 1 refused." in summary
     refused = page.locator("[data-testid=batch-refused] tbody tr")
     assert refused.count() == 1
     assert refused.get_attribute("data-rollback") == str(filed[1].pk)
