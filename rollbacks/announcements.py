@@ -36,6 +36,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.services import SYSTEM, record_event
+from policies.labels import label
 from policies.manifest import Manifest
 from policies.selectors import NoPolicyLoaded, current_policy
 from rollbacks.backoff import settle_attempt
@@ -335,7 +336,7 @@ def compose(item: Item, purpose: str, *, warn_before_window: timedelta | None = 
     """The subject and the text of an announcement (the email's body, and the chat's text). A request announced
     when its window closes within `warn_before_window` says so at once (no separate warning follows)."""
     rollback = item.rollback
-    trigger = rollback.trigger.replace("_", " ")
+    trigger = label(rollback.trigger).lower()
     headlines: dict[str, str] = {
         _K.SIGNOFF: f"Rollback #{rollback.pk} ({trigger}) waits for your sign-off",
         _K.CONFIRM_CASCADE: f"Rollback #{rollback.pk} ({trigger}) paused: its cascade waits for a confirmation",
@@ -360,7 +361,7 @@ def compose(item: Item, purpose: str, *, warn_before_window: timedelta | None = 
     if rollback.window_closes_at is not None:
         lines.append(f"Earliest reversal window closes: {rollback.window_closes_at.strftime('%Y-%m-%d %H:%M UTC')}")
     if item.step is not None and item.kind == _K.STEP:
-        outcome = item.step.outcome.replace("_", " ")
+        outcome = label(item.step.outcome).lower()
         lines.append(f"Step {item.step.pk}: {outcome}" + (f" ({item.step.detail})" if item.step.detail else ""))
     if item.remediation is not None and item.remediation.instructions:
         lines.append(f"Instructions: {item.remediation.instructions}")

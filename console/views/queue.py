@@ -97,7 +97,6 @@ def queue(request: HttpRequest) -> HttpResponse:
             "kinds": [(name, KIND_LABELS[name], per_kind[name]) for name in KINDS],
             "triggers": [(name, label, per_trigger[name]) for name, label in Trigger.choices],
             "total": sum(per_kind.values(), CappedCount(0)),
-            "trigger_labels": dict(Trigger.choices),
             "kind_labels": KIND_LABELS,
             "mine": requested_by(user, limit=MINE_ROWS),
         },
